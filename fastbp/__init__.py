@@ -1,0 +1,1 @@
+"""fastbp: train small multilayer perceptrons fast."""

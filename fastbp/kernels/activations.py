@@ -1,0 +1,180 @@
+"""Activation functions and their derivatives, as integer codes and njit helpers.
+
+Each activation follows the ``torch.nn`` module of the same name with default
+settings: ``LeakyReLU(0.01)``, ``ELU(alpha=1)``, ``Softplus(beta=1,
+threshold=20)`` and ``GELU(approximate="tanh")``. Derivatives match PyTorch's
+backward at the kinks too: ReLU has slope 0 at 0, LeakyReLU slope 0.01.
+
+A derivative reads the pre-activation ``z`` or the output ``a``, whichever is
+cheaper: sigmoid and tanh use ``a``, GELU and softplus need ``z``.
+
+``exp``, ``log1p`` and ``tanh`` are the C library's (``math`` module), so
+values agree with NumPy's to within an ulp or two.
+"""
+
+import math
+
+from numba import types
+from numba.extending import overload
+
+from .._config import jit
+
+IDENTITY = 0
+SIGMOID = 1
+TANH = 2
+RELU = 3
+LEAKY_RELU = 4
+ELU = 5
+SOFTPLUS = 6
+GELU = 7
+
+#: Activation names accepted by the model, mapped to their kernel codes.
+ACTIVATIONS = {
+    "identity": IDENTITY,
+    "sigmoid": SIGMOID,
+    "tanh": TANH,
+    "relu": RELU,
+    "leaky_relu": LEAKY_RELU,
+    "elu": ELU,
+    "softplus": SOFTPLUS,
+    "gelu": GELU,
+}
+
+#: Activation names by code.
+ACTIVATION_NAMES = {code: name for name, code in ACTIVATIONS.items()}
+
+LEAKY_SLOPE = 0.01
+SOFTPLUS_THRESHOLD = 20.0
+GELU_K = math.sqrt(2.0 / math.pi)
+GELU_C = 0.044715
+
+
+def like(x, value):
+    """Return ``value`` cast to the float type of ``x`` (a scalar or an array).
+
+    Inside njit code a bare float literal is float64 and silently promotes
+    float32 arithmetic; ``like(z, 0.5)`` keeps it float32 for float32 ``z``.
+    """
+    return value
+
+
+@overload(like, inline="always")
+def _like_overload(x, value):
+    target = x.dtype if isinstance(x, types.Array) else x
+
+    def impl(x, value):
+        return target(value)
+
+    return impl
+
+
+@jit(inline="always")
+def activation_value(code, z):
+    """Return ``f(z)`` for activation ``code`` at the scalar ``z``."""
+    one = like(z, 1.0)
+    zero = like(z, 0.0)
+    if code == SIGMOID:
+        return one / (one + math.exp(-z))
+    if code == TANH:
+        return math.tanh(z)
+    if code == RELU:
+        return zero if z <= zero else z  # NaN stays NaN, as in torch
+    if code == LEAKY_RELU:
+        return z if z > zero else like(z, LEAKY_SLOPE) * z
+    if code == ELU:
+        return z if z > zero else math.expm1(z)
+    if code == SOFTPLUS:
+        return z if z > like(z, SOFTPLUS_THRESHOLD) else math.log1p(math.exp(z))
+    if code == GELU:
+        inner = like(z, GELU_K) * (z + like(z, GELU_C) * z * z * z)
+        return like(z, 0.5) * z * (one + math.tanh(inner))
+    return z
+
+
+@jit(inline="always")
+def activation_derivative(code, z, a):
+    """Return ``f'(z)`` for activation ``code``, given ``z`` and ``a = f(z)``."""
+    one = like(z, 1.0)
+    zero = like(z, 0.0)
+    if code == SIGMOID:
+        return a * (one - a)
+    if code == TANH:
+        return one - a * a
+    if code == RELU:
+        return one if a > zero else zero
+    if code == LEAKY_RELU:
+        return one if z > zero else like(z, LEAKY_SLOPE)
+    if code == ELU:
+        return one if z > zero else a + one
+    if code == SOFTPLUS:
+        return one if z > like(z, SOFTPLUS_THRESHOLD) else one / (one + math.exp(-z))
+    if code == GELU:
+        k = like(z, GELU_K)
+        c = like(z, GELU_C)
+        half = like(z, 0.5)
+        t = math.tanh(k * (z + c * z * z * z))
+        return half * (one + t) + half * z * (one - t * t) * k * (one + like(z, 3.0) * c * z * z)
+    return one
+
+
+@jit(inline="always")
+def activate_row(z, a, code):
+    """Write ``a[j] = f(z[j])`` for a 1-D row; ``a`` may be ``z`` itself.
+
+    The branch on ``code`` sits outside the loops so that each loop is a
+    straight line that LLVM can vectorise.
+    """
+    n = z.shape[0]
+    if code == IDENTITY:
+        for j in range(n):
+            a[j] = z[j]
+    elif code == RELU:
+        for j in range(n):
+            a[j] = activation_value(RELU, z[j])
+    elif code == TANH:
+        for j in range(n):
+            a[j] = activation_value(TANH, z[j])
+    elif code == SIGMOID:
+        for j in range(n):
+            a[j] = activation_value(SIGMOID, z[j])
+    elif code == LEAKY_RELU:
+        for j in range(n):
+            a[j] = activation_value(LEAKY_RELU, z[j])
+    elif code == ELU:
+        for j in range(n):
+            a[j] = activation_value(ELU, z[j])
+    elif code == SOFTPLUS:
+        for j in range(n):
+            a[j] = activation_value(SOFTPLUS, z[j])
+    else:
+        for j in range(n):
+            a[j] = activation_value(GELU, z[j])
+
+
+@jit(inline="always")
+def scale_by_derivative_row(d, z, a, code):
+    """Multiply a 1-D delta row in place by ``f'(z)``, ``d[j] *= f'(z[j])``."""
+    n = d.shape[0]
+    if code == IDENTITY:
+        return
+    if code == RELU:
+        for j in range(n):
+            d[j] *= activation_derivative(RELU, z[j], a[j])
+    elif code == TANH:
+        for j in range(n):
+            d[j] *= activation_derivative(TANH, z[j], a[j])
+    elif code == SIGMOID:
+        for j in range(n):
+            d[j] *= activation_derivative(SIGMOID, z[j], a[j])
+    elif code == LEAKY_RELU:
+        for j in range(n):
+            d[j] *= activation_derivative(LEAKY_RELU, z[j], a[j])
+    elif code == ELU:
+        for j in range(n):
+            d[j] *= activation_derivative(ELU, z[j], a[j])
+    elif code == SOFTPLUS:
+        for j in range(n):
+            d[j] *= activation_derivative(SOFTPLUS, z[j], a[j])
+    else:
+        for j in range(n):
+            d[j] *= activation_derivative(GELU, z[j], a[j])

@@ -1,0 +1,161 @@
+"""The three hot loops of back-propagation, for the CPU.
+
+Each kernel is a plain njit function: inputs first, preallocated outputs last;
+it returns nothing and allocates nothing. Arrays are C-contiguous, all of one
+float dtype (float32 or float64), batch-major:
+``X (n, d_in)``, ``W (d_in, d_out)``, ``b (d_out,)``, ``Z, A, D (n, d_out)``.
+
+Every kernel has a serial form (``dense_forward``) and a parallel twin
+(``dense_forward_parallel``) compiled from the same Python body: the parallel
+twin splits rows (or weight rows) across threads with ``numba.prange``, and no
+two threads ever write the same element, so the twins give the same numbers.
+Shapes are checked on entry and a mismatch raises ``ValueError``.
+"""
+
+from numba import prange
+
+from .._config import twins
+from .activations import activate_row, scale_by_derivative_row
+
+
+def dense_forward(X, W, b, act, Z, A):
+    """Dense layer forward pass: ``Z = X @ W + b``, ``A = act(Z)``.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d_in)
+        The layer's input (the previous layer's activations).
+    W : ndarray, shape (d_in, d_out)
+        Weights.
+    b : ndarray, shape (d_out,)
+        Bias.
+    act : int
+        Activation code, e.g. ``fastbp.kernels.RELU``.
+    Z : ndarray, shape (n, d_out)
+        Output: the pre-activation.
+    A : ndarray, shape (n, d_out)
+        Output: the activation. May be the same array as ``Z``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp import kernels
+    >>> X = np.array([[1.0, 2.0]]); W = np.array([[1.0, -1.0], [0.5, -0.5]]); b = np.zeros(2)
+    >>> Z = np.empty((1, 2)); A = np.empty((1, 2))
+    >>> kernels.dense_forward(X, W, b, kernels.RELU, Z, A)
+    >>> Z, A
+    (array([[ 2., -2.]]), array([[2., 0.]]))
+    """
+    n, d_in = X.shape
+    d_out = W.shape[1]
+    if W.shape[0] != d_in or b.shape[0] != d_out:
+        raise ValueError("dense_forward: W must be (d_in, d_out) and b (d_out,) for X of shape (n, d_in)")
+    if Z.shape[0] != n or Z.shape[1] != d_out or A.shape[0] != n or A.shape[1] != d_out:
+        raise ValueError("dense_forward: Z and A must be (n, d_out)")
+    for i in prange(n):
+        z = Z[i]
+        x = X[i]
+        for j in range(d_out):
+            z[j] = b[j]
+        for k in range(d_in):
+            xk = x[k]
+            w = W[k]
+            for j in range(d_out):
+                z[j] += xk * w[j]
+        activate_row(z, A[i], act)
+
+
+def backprop_delta(D_next, W_next, Z, A, act, D):
+    """Back-propagate a delta through a layer: ``D = (D_next @ W_next.T) * act'(Z)``.
+
+    ``D_next`` is the delta of the layer above, ``W_next`` its weights; ``Z`` and
+    ``A = act(Z)`` are this layer's pre-activation and activation. The
+    derivative reads ``Z`` or ``A``, whichever the activation needs.
+
+    Parameters
+    ----------
+    D_next : ndarray, shape (n, d_next)
+    W_next : ndarray, shape (d, d_next)
+    Z : ndarray, shape (n, d)
+    A : ndarray, shape (n, d)
+    act : int
+        This layer's activation code.
+    D : ndarray, shape (n, d)
+        Output: this layer's delta.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp import kernels
+    >>> D_next = np.array([[1.0, 2.0]]); W_next = np.array([[1.0, 1.0], [3.0, -1.0]])
+    >>> Z = np.array([[0.5, -0.5]]); A = np.maximum(Z, 0); D = np.empty((1, 2))
+    >>> kernels.backprop_delta(D_next, W_next, Z, A, kernels.RELU, D)
+    >>> D
+    array([[3., 0.]])
+    """
+    n, d = D.shape
+    d_next = W_next.shape[1]
+    if W_next.shape[0] != d or D_next.shape[0] != n or D_next.shape[1] != d_next:
+        raise ValueError("backprop_delta: D_next must be (n, d_next) and W_next (d, d_next) for D of shape (n, d)")
+    if Z.shape[0] != n or Z.shape[1] != d or A.shape[0] != n or A.shape[1] != d:
+        raise ValueError("backprop_delta: Z and A must have the shape of D, (n, d)")
+    for i in prange(n):
+        dn = D_next[i]
+        di = D[i]
+        for k in range(d):
+            w = W_next[k]
+            s = dn[0] * w[0]
+            for j in range(1, d_next):
+                s += dn[j] * w[j]
+            di[k] = s
+        scale_by_derivative_row(di, Z[i], A[i], act)
+
+
+def weight_gradient(A_prev, D, gW, gb):
+    """Weight and bias gradients of a layer: ``gW = A_prev.T @ D``, ``gb = D.sum(0)``.
+
+    Parameters
+    ----------
+    A_prev : ndarray, shape (n, d_in)
+        The layer's input.
+    D : ndarray, shape (n, d_out)
+        The layer's delta, ``dJ/dZ`` (already carrying the mean-reduction factor).
+    gW : ndarray, shape (d_in, d_out)
+        Output: weight gradient (overwritten, not accumulated).
+    gb : ndarray, shape (d_out,)
+        Output: bias gradient (overwritten).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp import kernels
+    >>> A_prev = np.array([[1.0, 2.0], [3.0, 4.0]]); D = np.array([[1.0], [-1.0]])
+    >>> gW = np.empty((2, 1)); gb = np.empty(1)
+    >>> kernels.weight_gradient(A_prev, D, gW, gb)
+    >>> gW.ravel(), gb
+    (array([-2., -2.]), array([0.]))
+    """
+    n, d_in = A_prev.shape
+    d_out = D.shape[1]
+    if D.shape[0] != n or gW.shape[0] != d_in or gW.shape[1] != d_out or gb.shape[0] != d_out:
+        raise ValueError("weight_gradient: need A_prev (n, d_in), D (n, d_out), gW (d_in, d_out), gb (d_out,)")
+    for k in prange(d_in):
+        g = gW[k]
+        for j in range(d_out):
+            g[j] = 0
+        for i in range(n):
+            a = A_prev[i, k]
+            di = D[i]
+            for j in range(d_out):
+                g[j] += a * di[j]
+    for j in range(d_out):
+        gb[j] = 0
+    for i in range(n):
+        di = D[i]
+        for j in range(d_out):
+            gb[j] += di[j]
+
+
+dense_forward, dense_forward_parallel = twins(dense_forward)
+backprop_delta, backprop_delta_parallel = twins(backprop_delta)
+weight_gradient, weight_gradient_parallel = twins(weight_gradient)

@@ -1,0 +1,247 @@
+"""The compiled training drivers: a whole epoch, one batch's gradient, a forward pass.
+
+A network is described by a flat parameter vector ``theta`` and an int64
+layer table ``layers`` of shape ``(L, N_COLS)``; row ``l`` holds the layer's
+``D_IN``, ``D_OUT``, the offsets ``W_OFF``/``B_OFF`` of its weights (row-major
+``(d_in, d_out)``) and bias in ``theta``, its activation code ``ACT`` and the
+offset ``WS_OFF`` of its block in the per-chunk workspaces.
+
+Workspaces are flat 2-D arrays with one row per chunk (thread): ``zbuf``,
+``abuf`` and ``dbuf`` of width ``rows_max * sum(d_out)`` hold the
+pre-activations, activations and deltas of every layer; ``xbuf`` and ``tbuf``
+hold the gathered input and target rows; ``gbuf`` of shape ``(chunks, P)``
+holds each chunk's gradient. Nothing is allocated per minibatch.
+
+``train_epoch`` splits every minibatch into ``chunks`` contiguous row ranges.
+Each chunk runs forward, loss, deltas and gradients on its own workspaces;
+the chunk gradients are then summed in chunk order (so the result does not
+depend on thread timing) and the optimizer step is applied, both split over
+the parameter vector. ``train_epoch`` is serial with one chunk;
+``train_epoch_parallel``, compiled from the same body, runs the chunks and
+the parameter spans on threads.
+"""
+
+import numpy as np
+from numba import prange
+
+from .._config import jit, twins
+from .cpu import backprop_delta, dense_forward, weight_gradient
+from .losses import MSE, BINARY_CROSS_ENTROPY, count_correct_row, loss_row
+from .updates import update_span
+
+D_IN = 0
+D_OUT = 1
+W_OFF = 2
+B_OFF = 3
+ACT = 4
+WS_OFF = 5
+N_COLS = 6
+
+# Indices into the float64 ``stats`` array that ``train_epoch`` fills.
+S_LOSS = 0      # sum over rows of the unscaled loss
+S_CORRECT = 1   # correct predictions (see losses.count_correct_row)
+S_SEEN = 2      # samples processed before stopping
+S_DIVERGED = 3  # 1.0 when a minibatch loss was not finite (no step taken for it)
+N_STATS = 4
+
+
+@jit(inline="always")
+def weights_view(theta, layers, l):
+    """``W`` of layer ``l``, a ``(d_in, d_out)`` view of ``theta``."""
+    d_in = layers[l, D_IN]
+    d_out = layers[l, D_OUT]
+    off = layers[l, W_OFF]
+    return theta[off:off + d_in * d_out].reshape((d_in, d_out))
+
+
+@jit(inline="always")
+def bias_view(theta, layers, l):
+    """``b`` of layer ``l``, a ``(d_out,)`` view of ``theta``."""
+    off = layers[l, B_OFF]
+    return theta[off:off + layers[l, D_OUT]]
+
+
+@jit(inline="always")
+def workspace_view(buf, layers, l, rows):
+    """Layer ``l``'s ``(rows, d_out)`` block of one chunk's workspace row ``buf``."""
+    d_out = layers[l, D_OUT]
+    off = layers[l, WS_OFF]
+    return buf[off:off + rows * d_out].reshape((rows, d_out))
+
+
+@jit(inline="always")
+def loss_scale(loss, rows, k):
+    """Mean-reduction divisor: ``rows`` for softmax cross-entropy, ``rows * k`` otherwise."""
+    if loss == MSE or loss == BINARY_CROSS_ENTROPY:
+        return rows * k
+    return rows
+
+
+@jit
+def forward_chunk(xv, theta, layers, z, a):
+    """Forward pass of rows ``xv`` through every layer; returns the output ``Z`` view."""
+    rows = xv.shape[0]
+    n_layers = layers.shape[0]
+    inp = xv
+    for l in range(n_layers):
+        zl = workspace_view(z, layers, l, rows)
+        al = workspace_view(a, layers, l, rows)
+        dense_forward(inp, weights_view(theta, layers, l), bias_view(theta, layers, l), layers[l, ACT], zl, al)
+        inp = al
+    return workspace_view(z, layers, n_layers - 1, rows)
+
+
+@jit
+def chunk_loss_and_grad(xv, tv, theta, layers, loss, scale, z, a, d, grad, out):
+    """Forward and backward pass of one chunk of rows.
+
+    Writes the chunk's gradient (already scaled by ``scale``, the minibatch's
+    mean-reduction factor) into ``grad`` and ``[loss_sum, correct]`` into ``out``.
+    """
+    rows = xv.shape[0]
+    n_layers = layers.shape[0]
+    last = n_layers - 1
+    zo = forward_chunk(xv, theta, layers, z, a)
+    do = workspace_view(d, layers, last, rows)
+    total = 0.0
+    correct = 0
+    for i in range(rows):
+        total += loss_row(zo[i], tv[i], loss, scale, do[i])
+        correct += count_correct_row(zo[i], tv[i], loss)
+    out[0] = total
+    out[1] = correct
+    for l in range(last, -1, -1):
+        dl = workspace_view(d, layers, l, rows)
+        a_prev = xv if l == 0 else workspace_view(a, layers, l - 1, rows)
+        weight_gradient(a_prev, dl, weights_view(grad, layers, l), bias_view(grad, layers, l))
+        if l > 0:
+            backprop_delta(dl, weights_view(theta, layers, l), workspace_view(z, layers, l - 1, rows),
+                           a_prev, layers[l - 1, ACT], workspace_view(d, layers, l - 1, rows))
+
+
+@jit
+def gather_rows(src, order, lo, hi, buf):
+    """Copy rows ``src[order[lo:hi]]`` into the front of the flat buffer ``buf``; return that view."""
+    rows = hi - lo
+    width = src.shape[1]
+    view = buf[:rows * width].reshape((rows, width))
+    for r in range(rows):
+        s = src[order[lo + r]]
+        v = view[r]
+        for j in range(width):
+            v[j] = s[j]
+    return view
+
+
+def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, abuf, dbuf, gbuf, grad,
+                chunk_out, optimizer, hyper, m, v, step, stats):
+    """Run one epoch of minibatch training in place.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d_in)
+    T : ndarray, shape (n, k)
+        Targets as rows (one-hot for softmax cross-entropy with labels).
+    order : ndarray of int64, shape (n,)
+        The order in which samples are visited; minibatches are consecutive
+        slices of it and the last one may be partial.
+    batch_size : int
+    theta : ndarray, shape (P,)
+        Parameters, updated in place.
+    layers : ndarray of int64, shape (L, N_COLS)
+    loss : int
+        Loss code.
+    xbuf, tbuf, zbuf, abuf, dbuf : ndarray, shape (chunks, ...)
+        Workspaces (see the module docstring).
+    gbuf : ndarray, shape (chunks, P)
+        Per-chunk gradients.
+    grad : ndarray, shape (P,)
+        The minibatch gradient, the chunk gradients summed in chunk order.
+    chunk_out : ndarray of float64, shape (chunks, 2)
+        Per-chunk loss sum and correct count.
+    optimizer : int
+        Optimizer code (``updates.SGD``, ``ADAM`` or ``ADAMW``).
+    hyper : ndarray of float64
+        Optimizer hyperparameters.
+    m, v : ndarray, shape (P,)
+        Optimizer state, updated in place.
+    step : ndarray of int64, shape (1,)
+        Optimizer step counter, incremented per minibatch.
+    stats : ndarray of float64, shape (N_STATS,)
+        Output: loss sum, correct count, samples seen, divergence flag.
+    """
+    n = X.shape[0]
+    k = T.shape[1]
+    chunks = gbuf.shape[0]
+    n_params = theta.shape[0]
+    span = (n_params + chunks - 1) // chunks
+    for j in range(N_STATS):
+        stats[j] = 0.0
+    for start in range(0, n, batch_size):
+        nb = min(batch_size, n - start)
+        scale = theta.dtype.type(1.0 / loss_scale(loss, nb, k))
+        rows_per_chunk = (nb + chunks - 1) // chunks
+        for c in prange(chunks):
+            lo = min(c * rows_per_chunk, nb)
+            hi = min(lo + rows_per_chunk, nb)
+            if hi > lo:
+                xv = gather_rows(X, order, start + lo, start + hi, xbuf[c])
+                tv = gather_rows(T, order, start + lo, start + hi, tbuf[c])
+                chunk_loss_and_grad(xv, tv, theta, layers, loss, scale, zbuf[c], abuf[c], dbuf[c], gbuf[c],
+                                    chunk_out[c])
+            else:
+                gbuf[c, :] = 0
+                chunk_out[c, 0] = 0.0
+                chunk_out[c, 1] = 0.0
+        batch_loss = 0.0
+        batch_correct = 0.0
+        for c in range(chunks):
+            batch_loss += chunk_out[c, 0]
+            batch_correct += chunk_out[c, 1]
+        if not np.isfinite(batch_loss):
+            stats[S_DIVERGED] = 1.0
+            return
+        stats[S_LOSS] += batch_loss
+        stats[S_CORRECT] += batch_correct
+        stats[S_SEEN] += nb
+        step[0] += 1
+        t = step[0]
+        for s in prange(chunks):
+            lo = min(s * span, n_params)
+            hi = min(lo + span, n_params)
+            for p in range(lo, hi):
+                acc = gbuf[0, p]
+                for c in range(1, chunks):
+                    acc += gbuf[c, p]
+                grad[p] = acc
+            update_span(optimizer, theta, grad, m, v, hyper, t, lo, hi)
+
+
+train_epoch, train_epoch_parallel = twins(train_epoch)
+
+
+@jit
+def loss_and_grad(X, T, theta, layers, loss, zbuf, abuf, dbuf, grad):
+    """Mean loss of the whole batch ``X, T`` and its gradient, written into ``grad``.
+
+    The workspaces are single rows of width ``n * sum(d_out)``. Returns the
+    mean loss (float64) and the number of correct predictions.
+    """
+    n = X.shape[0]
+    scale = theta.dtype.type(1.0 / loss_scale(loss, n, T.shape[1]))
+    out = np.zeros(2)
+    chunk_loss_and_grad(X, T, theta, layers, loss, scale, zbuf, abuf, dbuf, grad, out)
+    return out[0] / loss_scale(loss, n, T.shape[1]), out[1]
+
+
+@jit
+def predict_raw(X, theta, layers, block, zbuf, abuf, out):
+    """Output-layer pre-activations of ``X``, computed ``block`` rows at a time into ``out``.
+
+    ``zbuf`` and ``abuf`` are workspaces of ``block * sum(d_out)`` elements.
+    """
+    n = X.shape[0]
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        zo = forward_chunk(X[start:stop], theta, layers, zbuf, abuf)
+        out[start:stop] = zo

@@ -1,0 +1,121 @@
+"""Losses: the loss value of an output row and its delta ``dJ/dZ``.
+
+The output layer is linear; the loss applies the sigmoid or softmax itself.
+Values follow PyTorch with mean reduction:
+
+- ``MSE``: ``torch.nn.MSELoss()``, ``J = sum((z - t)**2) / (n * k)``.
+- ``BINARY_CROSS_ENTROPY``: ``torch.nn.BCEWithLogitsLoss()``, mean over all
+  ``n * k`` elements of ``max(z, 0) - z t + log1p(exp(-|z|))``.
+- ``SOFTMAX_CROSS_ENTROPY``: ``torch.nn.CrossEntropyLoss()`` with probability
+  (or one-hot) targets, ``J = sum_i (logsumexp(z_i) sum_c t_ic - sum_c t_ic z_ic) / n``.
+
+The deltas: for mean squared error ``2 (z - t) / (n k)``. For the two
+cross-entropies the sigmoid/softmax and the log cancel, which is why the delta
+is simply ``output - target`` (scaled by ``1/(n k)`` or ``1/n``): this holds
+because each loss is paired with its canonical link, sigmoid with binary
+cross-entropy and softmax with categorical cross-entropy. For softmax targets
+whose row does not sum to one, the exact delta ``softmax(z) sum_c t_c - t`` is used.
+"""
+
+import math
+
+from .._config import jit
+from .activations import like
+
+MSE = 0
+BINARY_CROSS_ENTROPY = 1
+SOFTMAX_CROSS_ENTROPY = 2
+
+#: Loss names accepted by the model, mapped to their kernel codes.
+LOSSES = {
+    "mse": MSE,
+    "binary_cross_entropy": BINARY_CROSS_ENTROPY,
+    "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY,
+}
+
+
+@jit(inline="always")
+def loss_row(z, t, code, scale, d):
+    """Loss of one output row and its delta.
+
+    Parameters
+    ----------
+    z : ndarray, shape (k,)
+        The output layer's pre-activation (logits for the cross-entropies).
+    t : ndarray, shape (k,)
+        Targets: values (mse), 0/1 or probabilities (binary cross-entropy),
+        one-hot or probability rows (softmax cross-entropy).
+    code : int
+        ``MSE``, ``BINARY_CROSS_ENTROPY`` or ``SOFTMAX_CROSS_ENTROPY``.
+    scale : float
+        The mean-reduction factor, ``1/(n k)`` or ``1/n`` for the whole minibatch.
+    d : ndarray, shape (k,)
+        Output: ``scale * dJ_row/dz``.
+
+    Returns
+    -------
+    float
+        The row's unscaled loss sum, in float64.
+    """
+    k = z.shape[0]
+    total = 0.0
+    if code == MSE:
+        two_scale = like(z, 2.0) * scale
+        for j in range(k):
+            r = z[j] - t[j]
+            total += float(r * r)
+            d[j] = two_scale * r
+    elif code == BINARY_CROSS_ENTROPY:
+        one = like(z, 1.0)
+        zero = like(z, 0.0)
+        for j in range(k):
+            zj = z[j]
+            total += float((zj if zj > zero else zero) - zj * t[j] + math.log1p(math.exp(-abs(zj))))
+            d[j] = scale * (one / (one + math.exp(-zj)) - t[j])
+    else:
+        m = z[0]
+        for j in range(1, k):
+            if z[j] > m:
+                m = z[j]
+        s = like(z, 0.0)
+        tsum = like(z, 0.0)
+        tz = 0.0
+        for j in range(k):
+            e = math.exp(z[j] - m)
+            d[j] = e
+            s += e
+            tsum += t[j]
+            tz += float(t[j]) * float(z[j])
+        lse = float(m) + math.log(float(s))
+        total = lse * float(tsum) - tz
+        inv = like(z, 1.0) / s
+        for j in range(k):
+            d[j] = scale * (d[j] * inv * tsum - t[j])
+    return total
+
+
+@jit(inline="always")
+def count_correct_row(z, t, code):
+    """Number of correct predictions in one output row.
+
+    Softmax cross-entropy: 1 when ``argmax(z) == argmax(t)``. Binary
+    cross-entropy: the number of elements where ``(z > 0) == (t > 0.5)``.
+    Mean squared error: 0 (no accuracy).
+    """
+    k = z.shape[0]
+    if code == SOFTMAX_CROSS_ENTROPY:
+        bz = 0
+        bt = 0
+        for j in range(1, k):
+            if z[j] > z[bz]:
+                bz = j
+            if t[j] > t[bt]:
+                bt = j
+        return 1 if bz == bt else 0
+    if code == BINARY_CROSS_ENTROPY:
+        c = 0
+        for j in range(k):
+            if (z[j] > like(z, 0.0)) == (t[j] > like(t, 0.5)):
+                c += 1
+        return c
+    return 0

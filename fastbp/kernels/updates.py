@@ -1,0 +1,94 @@
+"""Optimizer updates over a span of the flat parameter vector.
+
+The rules are those of ``torch.optim`` (single-tensor implementation):
+
+- ``SGD``: ``d = g + wd p``; with momentum ``buf = mu buf + d`` (dampening 0,
+  ``buf`` starts at 0, which equals PyTorch's first-step ``buf = d``), then
+  ``d = d + mu buf`` (Nesterov) or ``d = buf``; ``p -= lr d``.
+- ``ADAM``: ``g = g + wd p``; ``m = m + (1 - b1)(g - m)``; ``v = b2 v + (1 - b2) g^2``;
+  ``p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+- ``ADAMW``: ``p *= 1 - lr wd`` first, then the Adam step without ``wd``.
+
+Hyperparameters travel in one float64 array indexed by the ``H_*`` constants
+below; the bias corrections are computed in float64, as PyTorch does with its
+Python-float hyperparameters, and everything else in the parameter dtype.
+"""
+
+import math
+
+from .._config import jit
+
+SGD = 0
+ADAM = 1
+ADAMW = 2
+
+H_LR = 0
+H_MOMENTUM = 1
+H_WEIGHT_DECAY = 2
+H_BETA1 = 3
+H_BETA2 = 4
+H_EPS = 5
+H_NESTEROV = 6
+N_HYPER = 7
+
+
+@jit
+def update_span(code, theta, g, m, v, hyper, step, lo, hi):
+    """Apply one optimizer step to ``theta[lo:hi]``.
+
+    Parameters
+    ----------
+    code : int
+        ``SGD``, ``ADAM`` or ``ADAMW``.
+    theta, g, m, v : ndarray, shape (P,)
+        Parameters (updated in place), gradient, first and second state
+        vectors (momentum buffer / Adam moments, updated in place).
+    hyper : ndarray of float64, shape (N_HYPER,)
+        Hyperparameters.
+    step : int
+        The step number, counting from 1 (for Adam's bias corrections).
+    lo, hi : int
+        The span to update.
+    """
+    dt = theta.dtype.type
+    lr = dt(hyper[H_LR])
+    wd = dt(hyper[H_WEIGHT_DECAY])
+    if code == SGD:
+        mu = dt(hyper[H_MOMENTUM])
+        nesterov = hyper[H_NESTEROV] != 0
+        if mu == 0:
+            for i in range(lo, hi):
+                theta[i] -= lr * (g[i] + wd * theta[i])
+        elif nesterov:
+            for i in range(lo, hi):
+                d = g[i] + wd * theta[i]
+                buf = mu * m[i] + d
+                m[i] = buf
+                theta[i] -= lr * (d + mu * buf)
+        else:
+            for i in range(lo, hi):
+                d = g[i] + wd * theta[i]
+                buf = mu * m[i] + d
+                m[i] = buf
+                theta[i] -= lr * buf
+        return
+    b2 = dt(hyper[H_BETA2])
+    eps = dt(hyper[H_EPS])
+    one_minus_b1 = dt(1.0 - hyper[H_BETA1])
+    one_minus_b2 = dt(1.0 - hyper[H_BETA2])
+    step_size = dt(hyper[H_LR] / (1.0 - hyper[H_BETA1] ** step))
+    bc2_sqrt = dt(math.sqrt(1.0 - hyper[H_BETA2] ** step))
+    decay = dt(1.0 - hyper[H_LR] * hyper[H_WEIGHT_DECAY])
+    decoupled = code == ADAMW
+    for i in range(lo, hi):
+        gi = g[i]
+        p = theta[i]
+        if decoupled:
+            p = p * decay
+        else:
+            gi = gi + wd * p
+        mi = m[i] + one_minus_b1 * (gi - m[i])
+        vi = b2 * v[i] + one_minus_b2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        theta[i] = p - step_size * mi / (math.sqrt(vi) / bc2_sqrt + eps)

@@ -1,0 +1,166 @@
+"""Plain-NumPy forward and backward passes: the oracle of the tests and the ``"numpy"`` backend.
+
+Everything here is written for clarity, with whole-array NumPy operations and
+no Numba, so that it can be read against the math and checked independently
+of the compiled kernels. Weights are lists ``Ws, bs`` with ``W`` shaped
+``(fan_in, fan_out)``; activations and losses are given by name.
+"""
+
+import numpy as np
+
+_SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
+
+
+def activation(name, z):
+    """``f(z)`` for the activation ``name`` (torch.nn definitions)."""
+    if name == "identity":
+        return z.copy()
+    if name == "sigmoid":
+        return 1 / (1 + np.exp(-z))
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "relu":
+        return np.maximum(z, 0)
+    if name == "leaky_relu":
+        return np.where(z > 0, z, z.dtype.type(0.01) * z)
+    if name == "elu":
+        return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
+    if name == "softplus":
+        return np.where(z > 20, z, np.log1p(np.exp(np.minimum(z, 20))))
+    if name == "gelu":
+        c = z.dtype.type
+        return c(0.5) * z * (1 + np.tanh(c(_SQRT_2_OVER_PI) * (z + c(0.044715) * z ** 3)))
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def activation_derivative(name, z):
+    """``f'(z)`` for the activation ``name``, from the pre-activation ``z``."""
+    c = z.dtype.type
+    if name == "identity":
+        return np.ones_like(z)
+    if name == "sigmoid":
+        s = activation("sigmoid", z)
+        return s * (1 - s)
+    if name == "tanh":
+        return 1 - np.tanh(z) ** 2
+    if name == "relu":
+        return (z > 0).astype(z.dtype)
+    if name == "leaky_relu":
+        return np.where(z > 0, c(1), c(0.01))
+    if name == "elu":
+        return np.where(z > 0, c(1), np.exp(np.minimum(z, 0)))
+    if name == "softplus":
+        return np.where(z > 20, c(1), activation("sigmoid", z))
+    if name == "gelu":
+        k = c(_SQRT_2_OVER_PI)
+        t = np.tanh(k * (z + c(0.044715) * z ** 3))
+        return c(0.5) * (1 + t) + c(0.5) * z * (1 - t * t) * k * (1 + c(3 * 0.044715) * z * z)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def forward(X, Ws, bs, activations):
+    """Forward pass. Returns ``(Zs, As)``, one entry per layer; the last layer is linear.
+
+    ``activations`` names the hidden layers' activations (``len(Ws) - 1`` names).
+    """
+    Zs, As = [], []
+    inp = X
+    for l, (W, b) in enumerate(zip(Ws, bs)):
+        Z = inp @ W + b
+        A = Z if l == len(Ws) - 1 else activation(activations[l], Z)
+        Zs.append(Z)
+        As.append(A)
+        inp = A
+    return Zs, As
+
+
+def logsumexp(Z):
+    """Row-wise ``log(sum(exp(Z)))``, computed stably."""
+    m = Z.max(axis=1, keepdims=True)
+    return (m + np.log(np.exp(Z - m).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def softmax(Z):
+    """Row-wise softmax."""
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def sigmoid(Z):
+    """Elementwise logistic function."""
+    return activation("sigmoid", Z)
+
+
+def loss_value(loss, Z, T):
+    """Mean loss of the output pre-activations ``Z`` against target rows ``T`` (PyTorch's definitions)."""
+    Z = np.asarray(Z, dtype=np.float64)
+    T = np.asarray(T, dtype=np.float64)
+    if loss == "mse":
+        return float(np.mean((Z - T) ** 2))
+    if loss == "binary_cross_entropy":
+        return float(np.mean(np.maximum(Z, 0) - Z * T + np.log1p(np.exp(-np.abs(Z)))))
+    if loss == "softmax_cross_entropy":
+        return float(np.mean(logsumexp(Z) * T.sum(axis=1) - (T * Z).sum(axis=1)))
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def output_delta(loss, Z, T):
+    """``dJ/dZ`` of the mean loss, for the output pre-activations ``Z``."""
+    n, k = Z.shape
+    if loss == "mse":
+        return 2 * (Z - T) / Z.dtype.type(n * k)
+    if loss == "binary_cross_entropy":
+        return (sigmoid(Z) - T) / Z.dtype.type(n * k)
+    if loss == "softmax_cross_entropy":
+        return (softmax(Z) * T.sum(axis=1, keepdims=True) - T) / Z.dtype.type(n)
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def loss_and_grad(X, T, Ws, bs, activations, loss):
+    """Mean loss and its gradients ``(loss, gWs, gbs)`` by back-propagation."""
+    Zs, As = forward(X, Ws, bs, activations)
+    D = output_delta(loss, Zs[-1], T)
+    gWs, gbs = [None] * len(Ws), [None] * len(Ws)
+    for l in range(len(Ws) - 1, -1, -1):
+        A_prev = X if l == 0 else As[l - 1]
+        gWs[l] = A_prev.T @ D
+        gbs[l] = D.sum(axis=0)
+        if l > 0:
+            D = (D @ Ws[l].T) * activation_derivative(activations[l - 1], Zs[l - 1])
+    return loss_value(loss, Zs[-1], T), gWs, gbs
+
+
+def optimizer_step(kind, params, grads, state, lr, momentum=0.0, nesterov=False, weight_decay=0.0,
+                   betas=(0.9, 0.999), eps=1e-8):
+    """One ``torch.optim`` step on a list of arrays, in place.
+
+    Parameters
+    ----------
+    kind : {"sgd", "adam", "adamw"}
+    params, grads : list of ndarray
+    state : dict
+        Optimizer state, created on first use: ``"step"`` and per-array ``"m"``/``"v"``.
+    """
+    step = state["step"] = state.get("step", 0) + 1
+    ms = state.setdefault("m", [np.zeros_like(p) for p in params])
+    vs = state.setdefault("v", [np.zeros_like(p) for p in params])
+    b1, b2 = betas
+    for p, g, m, v in zip(params, grads, ms, vs):
+        c = p.dtype.type
+        if kind == "sgd":
+            d = g + c(weight_decay) * p
+            if momentum != 0:
+                m *= c(momentum)
+                m += d
+                d = d + c(momentum) * m if nesterov else m
+            p -= c(lr) * d
+            continue
+        if kind == "adamw":
+            p *= c(1 - lr * weight_decay)
+        else:
+            g = g + c(weight_decay) * p
+        m += c(1 - b1) * (g - m)
+        v *= c(b2)
+        v += c(1 - b2) * g * g
+        step_size = c(lr / (1 - b1 ** step))
+        p -= step_size * m / (np.sqrt(v) / c(np.sqrt(1 - b2 ** step)) + c(eps))
