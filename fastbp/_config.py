@@ -26,6 +26,7 @@ FASTBP_PARALLEL_MIN_WORK
 """
 
 import ctypes
+import hashlib
 import os
 import sys
 import threading
@@ -50,6 +51,62 @@ THREADING_LAYER = os.environ.get("FASTBP_THREADING_LAYER", "auto").strip().lower
 PARALLEL_MIN_WORK = int(os.environ.get("FASTBP_PARALLEL_MIN_WORK", "2000000"))
 
 _cache_warned = False
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_package_stamp = None
+
+
+def package_stamp():
+    """A hash of every fastbp source file: the cache stamp of every fastbp kernel.
+
+    Numba stamps a cached function with its own source file only, so an edit
+    to a helper in another module (an activation, say) would leave a stale
+    kernel in the cache. Stamping every kernel with the whole package makes
+    any edit recompile everything.
+    """
+    global _package_stamp
+    if _package_stamp is None:
+        digest = hashlib.sha256()
+        for root, dirs, files in sorted(os.walk(_PACKAGE_DIR)):
+            dirs.sort()
+            for name in sorted(files):
+                if name.endswith(".py"):
+                    with open(os.path.join(root, name), "rb") as f:
+                        digest.update(name.encode() + b"\0" + f.read())
+        _package_stamp = digest.hexdigest()
+    return _package_stamp
+
+
+def _install_cache_locators():
+    """Put package-stamped twins of Numba's cache locators first, for fastbp's files only."""
+    try:
+        from numba.core import caching
+    except ImportError:  # a Numba without this internal module: its own locators still work
+        return
+
+    def stamped(base):
+        class Locator(base):
+            @classmethod
+            def from_function(cls, py_func, py_file):
+                if not os.path.abspath(py_file).startswith(_PACKAGE_DIR + os.sep):
+                    return None
+                return super().from_function(py_func, py_file)
+
+            def get_source_stamp(self):
+                return package_stamp()
+
+        Locator.__name__ = Locator.__qualname__ = "Fastbp" + base.__name__
+        return Locator
+
+    bases = [getattr(caching, name, None) for name in
+             ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator")]
+    classes = getattr(getattr(caching, "CacheImpl", None), "_locator_classes", None)
+    if None in bases or not isinstance(classes, list) or any(c.__name__.startswith("Fastbp") for c in classes):
+        return
+    classes[:0] = [stamped(base) for base in bases]
+
+
+if CACHE:
+    _install_cache_locators()
 
 
 def jit(func=None, *, parallel=False, inline="never"):

@@ -119,6 +119,12 @@ def output_delta(loss, Z, T):
 def loss_and_grad(X, T, Ws, bs, activations, loss):
     """Mean loss and its gradients ``(loss, gWs, gbs)`` by back-propagation."""
     Zs, As = forward(X, Ws, bs, activations)
+    gWs, gbs = backward(X, T, Ws, Zs, As, activations, loss)
+    return loss_value(loss, Zs[-1], T), gWs, gbs
+
+
+def backward(X, T, Ws, Zs, As, activations, loss):
+    """Gradients ``(gWs, gbs)`` of the mean loss, given the forward pass ``Zs, As``."""
     D = output_delta(loss, Zs[-1], T)
     gWs, gbs = [None] * len(Ws), [None] * len(Ws)
     for l in range(len(Ws) - 1, -1, -1):
@@ -127,7 +133,7 @@ def loss_and_grad(X, T, Ws, bs, activations, loss):
         gbs[l] = D.sum(axis=0)
         if l > 0:
             D = (D @ Ws[l].T) * activation_derivative(activations[l - 1], Zs[l - 1])
-    return loss_value(loss, Zs[-1], T), gWs, gbs
+    return gWs, gbs
 
 
 def optimizer_step(kind, params, grads, state, lr, momentum=0.0, nesterov=False, weight_decay=0.0,

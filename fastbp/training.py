@@ -1,0 +1,154 @@
+"""Backends: run epochs of minibatch training on a flat parameter vector.
+
+A trainer is made once per ``fit`` call; it owns the workspaces, allocated
+once, and runs whole epochs:
+
+- ``"cpu"``: one compiled call per epoch (``kernels.epoch.train_epoch``).
+- ``"parallel"``: the same, each minibatch split across threads
+  (``train_epoch_parallel``).
+- ``"numpy"``: the plain-NumPy reference (``fastbp.reference``), minibatch by
+  minibatch in Python. Slow, but independent of the kernels.
+"""
+
+import numba
+import numpy as np
+
+from . import _config, reference
+from .kernels import epoch
+from .kernels.activations import ACTIVATION_NAMES
+from .kernels.losses import LOSSES, SOFTMAX_CROSS_ENTROPY
+from .params import layer_table, unflatten, workspace_width
+
+BACKENDS = ("auto", "numpy", "cpu", "parallel")
+
+
+def choose_backend(backend, sizes, batch_size):
+    """Resolve ``"auto"``: the parallel backend when a minibatch holds enough work for the threads.
+
+    The work of a minibatch is about ``3 * batch_size * n_weights`` multiply-adds
+    (forward, deltas, weight gradients). Below ``FASTBP_PARALLEL_MIN_WORK``
+    (see ``fastbp._config``) the cost of waking threads outweighs the gain.
+    """
+    if backend != "auto":
+        return backend
+    n_weights = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
+    work = 3 * batch_size * n_weights
+    if numba.get_num_threads() > 1 and work >= _config.PARALLEL_MIN_WORK:
+        return "parallel"
+    return "cpu"
+
+
+def normaliser(loss_code, k):
+    """Per-sample divisor turning summed row losses into the mean loss (``k`` outputs)."""
+    return 1 if loss_code == SOFTMAX_CROSS_ENTROPY else k
+
+
+class CompiledTrainer:
+    """Runs epochs with the compiled driver, serial or parallel."""
+
+    def __init__(self, sizes, act_codes, loss_code, theta, optimizer, batch_size, parallel):
+        if parallel:
+            _config.configure_threading()
+            chunks = numba.get_num_threads()
+            self._run = epoch.train_epoch_parallel
+        else:
+            chunks = 1
+            self._run = epoch.train_epoch
+        rows = -(-batch_size // chunks)
+        dtype = theta.dtype
+        width = workspace_width(sizes, rows)
+        self.theta = theta
+        self.loss_code = loss_code
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.k = sizes[-1]
+        self.layers = layer_table(sizes, act_codes, rows)
+        self.xbuf = np.zeros((chunks, rows * sizes[0]), dtype=dtype)
+        self.tbuf = np.zeros((chunks, rows * sizes[-1]), dtype=dtype)
+        self.zbuf = np.zeros((chunks, width), dtype=dtype)
+        self.abuf = np.zeros((chunks, width), dtype=dtype)
+        self.dbuf = np.zeros((chunks, width), dtype=dtype)
+        self.gbuf = np.zeros((chunks, theta.shape[0]), dtype=dtype)
+        self.grad = np.zeros(theta.shape[0], dtype=dtype)
+        self.chunk_out = np.zeros((chunks, 2))
+        self.stats = np.zeros(epoch.N_STATS)
+        self.hyper = optimizer.hyperparameters()
+
+    def run_epoch(self, X, T, order):
+        """One epoch over ``X[order]``; returns ``(mean_loss, correct_fraction, diverged)``."""
+        opt = self.optimizer
+        self._run(X, T, order, self.batch_size, self.theta, self.layers, self.loss_code, self.xbuf, self.tbuf,
+                  self.zbuf, self.abuf, self.dbuf, self.gbuf, self.grad, self.chunk_out, opt.code, self.hyper,
+                  opt.m, opt.v, opt.step, self.stats)
+        seen = self.stats[epoch.S_SEEN]
+        norm = normaliser(self.loss_code, self.k)
+        mean = self.stats[epoch.S_LOSS] / (seen * norm) if seen else float("nan")
+        acc = self.stats[epoch.S_CORRECT] / (seen * norm) if seen else float("nan")
+        return mean, acc, bool(self.stats[epoch.S_DIVERGED])
+
+
+class NumpyTrainer:
+    """Runs epochs with the plain-NumPy reference, one minibatch per Python iteration."""
+
+    def __init__(self, sizes, act_codes, loss_code, theta, optimizer, batch_size):
+        self.sizes = sizes
+        self.activations = [ACTIVATION_NAMES[c] for c in act_codes[:-1]]
+        self.loss = {code: name for name, code in LOSSES.items()}[loss_code]
+        self.loss_code = loss_code
+        self.theta = theta
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+
+    def run_epoch(self, X, T, order):
+        """One epoch over ``X[order]``; returns ``(mean_loss, correct_fraction, diverged)``."""
+        opt = self.optimizer
+        Ws, bs = unflatten(self.theta, self.sizes)
+        mWs, mbs = unflatten(opt.m, self.sizes)
+        vWs, vbs = unflatten(opt.v, self.sizes)
+        state = {"step": int(opt.step[0]), "m": mWs + mbs, "v": vWs + vbs}
+        k = self.sizes[-1]
+        norm = normaliser(self.loss_code, k)
+        total, correct, seen = 0.0, 0.0, 0
+        for start in range(0, X.shape[0], self.batch_size):
+            idx = order[start:start + self.batch_size]
+            Xb, Tb = X[idx], T[idx]
+            Zs, As = reference.forward(Xb, Ws, bs, self.activations)
+            loss = reference.loss_value(self.loss, Zs[-1], Tb)
+            if not np.isfinite(loss):
+                break
+            gWs, gbs = reference.backward(Xb, Tb, Ws, Zs, As, self.activations, self.loss)
+            correct += correct_count(self.loss, Zs[-1], Tb)
+            total += loss * len(idx) * norm
+            seen += len(idx)
+            reference.optimizer_step(opt.name, Ws + bs, gWs + gbs, state, **_reference_hyper(opt))
+        opt.step[0] = state["step"]
+        diverged = seen < X.shape[0]
+        if not seen:
+            return float("nan"), float("nan"), diverged
+        return total / (seen * norm), correct / (seen * norm), diverged
+
+
+def _reference_hyper(opt):
+    return dict(lr=opt.lr, momentum=getattr(opt, "momentum", 0.0), nesterov=getattr(opt, "nesterov", False),
+                weight_decay=opt.weight_decay, betas=getattr(opt, "betas", (0.9, 0.999)),
+                eps=getattr(opt, "eps", 1e-8))
+
+
+def correct_count(loss, Z, T):
+    """Correct predictions of output pre-activations ``Z`` against target rows ``T`` (NumPy).
+
+    Softmax cross-entropy counts rows whose argmax matches; binary
+    cross-entropy counts elements where ``(Z > 0) == (T > 0.5)``; mse counts 0.
+    """
+    if loss == "softmax_cross_entropy":
+        return float(np.sum(Z.argmax(axis=1) == T.argmax(axis=1)))
+    if loss == "binary_cross_entropy":
+        return float(np.sum((Z > 0) == (T > 0.5)))
+    return 0.0
+
+
+def make_trainer(backend, sizes, act_codes, loss_code, theta, optimizer, batch_size):
+    """The trainer for a resolved backend name (``"numpy"``, ``"cpu"`` or ``"parallel"``)."""
+    if backend == "numpy":
+        return NumpyTrainer(sizes, act_codes, loss_code, theta, optimizer, batch_size)
+    return CompiledTrainer(sizes, act_codes, loss_code, theta, optimizer, batch_size, parallel=backend == "parallel")
