@@ -56,22 +56,22 @@ _package_stamp = None
 
 
 def package_stamp():
-    """A hash of every fastbp source file: the cache stamp of every fastbp kernel.
+    """A hash of the kernel sources (``kernels/*.py`` and this file): every kernel's cache stamp.
 
     Numba stamps a cached function with its own source file only, so an edit
     to a helper in another module (an activation, say) would leave a stale
-    kernel in the cache. Stamping every kernel with the whole package makes
-    any edit recompile everything.
+    kernel in the cache. Stamping every kernel with all the sources compiled
+    code can depend on makes any such edit recompile everything.
     """
     global _package_stamp
     if _package_stamp is None:
         digest = hashlib.sha256()
-        for root, dirs, files in sorted(os.walk(_PACKAGE_DIR)):
-            dirs.sort()
-            for name in sorted(files):
-                if name.endswith(".py"):
-                    with open(os.path.join(root, name), "rb") as f:
-                        digest.update(name.encode() + b"\0" + f.read())
+        kernel_dir = os.path.join(_PACKAGE_DIR, "kernels")
+        paths = [os.path.abspath(__file__)] + [os.path.join(kernel_dir, name)
+                                               for name in sorted(os.listdir(kernel_dir)) if name.endswith(".py")]
+        for path in paths:
+            with open(path, "rb") as f:
+                digest.update(os.path.basename(path).encode() + b"\0" + f.read())
         _package_stamp = digest.hexdigest()
     return _package_stamp
 

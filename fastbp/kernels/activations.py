@@ -68,7 +68,7 @@ def _like_overload(x, value):
     return impl
 
 
-@jit(inline="always")
+@jit
 def activation_value(code, z):
     """Return ``f(z)`` for activation ``code`` at the scalar ``z``."""
     one = like(z, 1.0)
@@ -91,7 +91,7 @@ def activation_value(code, z):
     return z
 
 
-@jit(inline="always")
+@jit
 def activation_derivative(code, z, a):
     """Return ``f'(z)`` for activation ``code``, given ``z`` and ``a = f(z)``."""
     one = like(z, 1.0)
@@ -117,7 +117,7 @@ def activation_derivative(code, z, a):
     return one
 
 
-@jit(inline="always")
+@jit
 def activate_row(z, a, code):
     """Write ``a[j] = f(z[j])`` for a 1-D row; ``a`` may be ``z`` itself.
 
@@ -151,7 +151,7 @@ def activate_row(z, a, code):
             a[j] = activation_value(GELU, z[j])
 
 
-@jit(inline="always")
+@jit
 def scale_by_derivative_row(d, z, a, code):
     """Multiply a 1-D delta row in place by ``f'(z)``, ``d[j] *= f'(z[j])``."""
     n = d.shape[0]

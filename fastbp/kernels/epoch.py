@@ -45,7 +45,7 @@ S_DIVERGED = 3  # 1.0 when a minibatch loss was not finite (no step taken for it
 N_STATS = 4
 
 
-@jit(inline="always")
+@jit
 def weights_view(theta, layers, l):
     """``W`` of layer ``l``, a ``(d_in, d_out)`` view of ``theta``."""
     d_in = layers[l, D_IN]
@@ -54,14 +54,14 @@ def weights_view(theta, layers, l):
     return theta[off:off + d_in * d_out].reshape((d_in, d_out))
 
 
-@jit(inline="always")
+@jit
 def bias_view(theta, layers, l):
     """``b`` of layer ``l``, a ``(d_out,)`` view of ``theta``."""
     off = layers[l, B_OFF]
     return theta[off:off + layers[l, D_OUT]]
 
 
-@jit(inline="always")
+@jit
 def workspace_view(buf, layers, l, rows):
     """Layer ``l``'s ``(rows, d_out)`` block of one chunk's workspace row ``buf``."""
     d_out = layers[l, D_OUT]
@@ -69,7 +69,7 @@ def workspace_view(buf, layers, l, rows):
     return buf[off:off + rows * d_out].reshape((rows, d_out))
 
 
-@jit(inline="always")
+@jit
 def loss_scale(loss, rows, k):
     """Mean-reduction divisor: ``rows`` for softmax cross-entropy, ``rows * k`` otherwise."""
     if loss == MSE or loss == BINARY_CROSS_ENTROPY:

@@ -34,7 +34,7 @@ LOSSES = {
 }
 
 
-@jit(inline="always")
+@jit
 def loss_row(z, t, code, scale, d):
     """Loss of one output row and its delta.
 
@@ -94,7 +94,7 @@ def loss_row(z, t, code, scale, d):
     return total
 
 
-@jit(inline="always")
+@jit
 def count_correct_row(z, t, code):
     """Number of correct predictions in one output row.
 
