@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastbp demo``."""
+"""Command line: ``python -m fastbp demo`` and ``python -m fastbp bench``."""
 
 import argparse
 import sys
@@ -31,6 +31,30 @@ def demo(args):
     return 0
 
 
+def bench(args):
+    """Train the same networks with fastbp and its installed peers; print a table (or JSON)."""
+    from . import bench as b
+
+    custom = []
+    if args.layers:
+        try:
+            layers = [int(v) for v in args.layers.split("-")]
+        except ValueError:
+            raise SystemExit(f"--layers must look like 20-64-64-5, got {args.layers!r}")
+        custom.append(b.make_workload("custom", layers=layers, samples=args.samples, batch=args.batch,
+                                      activation=args.activation))
+    workloads = [w for w in args.workloads.split(",") if w] if args.workloads else ([] if custom else None)
+    log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    result = b.run(workloads=workloads if workloads is not None else ("tiny", "digits", "medium"),
+                   backends=args.backends.split(","), peers=[p for p in args.peers.split(",") if p],
+                   epochs=args.epochs, custom=custom, log=log)
+    print(b.to_json(result) if args.json else b.format_table(result))
+    if args.plot:
+        b.plot(result, args.plot)
+        log(f"chart written to {args.plot}")
+    return 0
+
+
 def main(argv=None):
     """Entry point of ``python -m fastbp``."""
     parser = argparse.ArgumentParser(prog="python -m fastbp", description="fastbp: train small MLPs fast.")
@@ -40,6 +64,18 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="auto", choices=["auto", "cpu", "parallel", "numpy"])
     p.set_defaults(run=demo)
+    p = commands.add_parser("bench", help="measure fastbp against NumPy, scikit-learn, PyTorch and JAX")
+    p.add_argument("--workloads", default=None, help="comma-separated: tiny,digits,medium (default: all three)")
+    p.add_argument("--backends", default="cpu,parallel,auto", help="fastbp backends (default: cpu,parallel,auto)")
+    p.add_argument("--peers", default="numpy,sklearn,torch,jax", help="peers to try; missing ones are skipped")
+    p.add_argument("--epochs", type=int, default=5, help="timed epochs per implementation (median reported)")
+    p.add_argument("--layers", default=None, help="add a custom workload, e.g. 20-64-64-5 (synthetic data)")
+    p.add_argument("--samples", type=int, default=8192, help="samples of the custom workload")
+    p.add_argument("--batch", type=int, default=32, help="minibatch of the custom workload")
+    p.add_argument("--activation", default="relu", choices=["relu", "tanh"], help="custom workload activation")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="draw a chart (needs matplotlib)")
+    p.set_defaults(run=bench)
     args = parser.parse_args(argv)
     return args.run(args)
 

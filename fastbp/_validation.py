@@ -62,7 +62,9 @@ def as_targets(y, n, k, loss, dtype, what=""):
     if loss == "softmax_cross_entropy" and raw.ndim == 1:
         if raw.dtype.kind not in "biuf":
             raw = _as_float_array(raw, name, np.float64)
-        if raw.dtype.kind not in "biu":
+        if raw.dtype.kind == "b":
+            raw = raw.astype(np.int64)  # False/True are the labels 0/1 (not a column mask)
+        if raw.dtype.kind not in "iu":
             if raw.dtype.kind == "f" and np.all(np.isfinite(raw)) and np.all(raw == np.round(raw)):
                 raw = raw.astype(np.int64)
             else:

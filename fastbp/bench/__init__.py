@@ -1,0 +1,213 @@
+"""``python -m fastbp bench``: fastbp against its peers, side by side, in one run.
+
+Every implementation trains the same network from the same initial weights
+on the same data (plain SGD, softmax cross-entropy, float32, minibatches in
+order). Each one first runs a warm-up epoch (its compile/first-call time),
+is reset to the initial weights, then runs ``epochs`` timed epochs; the
+figure reported is the median samples per second of those. The final loss,
+evaluated by one shared NumPy function on each implementation's weights,
+shows that all did the same work.
+
+FLOPs are counted as 2 per weight per sample for the forward pass, the
+weight gradient, and every delta pass except the first layer's.
+"""
+
+import dataclasses
+import json
+import platform
+import statistics
+import time
+
+import numpy as np
+
+from .. import reference
+from ..datasets import load_digits, make_classification, make_spirals
+from .peers import FastbpRunner, make_peer
+
+FASTBP_BACKENDS = ("cpu", "parallel", "auto")
+PEER_NAMES = ("numpy", "sklearn", "torch", "jax")
+
+
+@dataclasses.dataclass
+class Workload:
+    """A training workload: data, layer sizes, minibatch size, hidden activation and learning rate."""
+
+    name: str
+    layers: list
+    X: np.ndarray
+    y: np.ndarray
+    batch: int
+    activation: str
+    lr: float = 0.05
+
+    @property
+    def flops_per_sample(self):
+        """2 FLOPs per weight for forward and weight gradient, and for every delta pass but the first layer's."""
+        weights = [i * o for i, o in zip(self.layers[:-1], self.layers[1:])]
+        return 2 * (2 * sum(weights) + sum(weights[1:]))
+
+
+def make_workload(name, layers=None, samples=None, batch=None, activation=None):
+    """One of the default workloads (``tiny``, ``digits``, ``medium``), or a custom one.
+
+    A custom workload gives ``layers`` (e.g. ``[20, 64, 64, 5]``) and takes
+    synthetic Gaussian-cluster data with ``samples`` rows.
+    """
+    if name == "tiny":
+        X, y = make_spirals(8192, n_classes=2, seed=0)
+        return Workload("tiny", [2, 32, 32, 2], X, y, batch or 32, activation or "tanh")
+    if name == "digits":
+        X, y = load_digits()
+        return Workload("digits", [64, 128, 64, 10], X, y, batch or 32, activation or "relu")
+    if name == "medium":
+        X, y = make_classification(16384, 784, 10, seed=0)
+        return Workload("medium", [784, 256, 128, 10], X, y, batch or 128, activation or "relu")
+    if layers is None:
+        raise ValueError(f"unknown workload {name!r}: use tiny, digits, medium, or give --layers")
+    X, y = make_classification(samples or 8192, layers[0], layers[-1], seed=0)
+    return Workload(name, list(layers), X, y, batch or 32, activation or "relu")
+
+
+def gemm_gflops(size=512, repeats=20):
+    """The machine's float32 GEMM rate (median of ``repeats`` NumPy matmuls of ``size``-square matrices)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(np.float32)
+    b = rng.standard_normal((size, size)).astype(np.float32)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * size ** 3 / statistics.median(times) / 1e9
+
+
+def measure(runner, workload, init, epochs):
+    """Warm-up epoch, reset, ``epochs`` timed epochs; returns the figures of one implementation."""
+    t0 = time.perf_counter()
+    runner.epoch()
+    first_call = time.perf_counter() - t0
+    runner.set_weights(*init)
+    times = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        runner.epoch()
+        times.append(time.perf_counter() - t0)
+    Ws, bs = runner.weights()
+    Zs, _ = reference.forward(workload.X.astype(np.float64), [W.astype(np.float64) for W in Ws],
+                              [b.astype(np.float64) for b in bs], [workload.activation] * (len(Ws) - 1))
+    T = np.eye(workload.layers[-1])[workload.y]
+    n = workload.X.shape[0]
+    sps = n / statistics.median(times)
+    return {"samples_per_second": sps, "gflops": sps * workload.flops_per_sample / 1e9,
+            "final_loss": reference.loss_value("softmax_cross_entropy", Zs[-1], T), "first_call_s": first_call,
+            "epoch_times_s": times}
+
+
+def run(workloads=("tiny", "digits", "medium"), backends=FASTBP_BACKENDS, peers=PEER_NAMES, epochs=5,
+        custom=None, log=print):
+    """Run the comparison; returns a JSON-ready dict (see :func:`format_table`).
+
+    Parameters
+    ----------
+    workloads : sequence of str
+        Names of default workloads.
+    backends : sequence of str
+        fastbp backends to measure.
+    peers : sequence of str
+        Peers to measure when installed (``numpy`` is always installed).
+    epochs : int
+        Timed epochs per implementation; the median is reported.
+    custom : list of Workload, optional
+        Extra workloads.
+    log : callable
+        Progress messages.
+    """
+    gemm = gemm_gflops()
+    log(f"float32 GEMM (NumPy, 512x512): {gemm:.1f} GFLOP/s")
+    result = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                          "python": platform.python_version(), "gemm_gflops": gemm},
+              "date": time.strftime("%Y-%m-%d"), "epochs": epochs, "workloads": []}
+    for workload in [make_workload(name) for name in workloads] + list(custom or []):
+        from .. import MLP
+
+        init = MLP(workload.layers, activation=workload.activation, loss="softmax_cross_entropy",
+                   dtype=np.float32, seed=0).get_weights()
+        rows = []
+        candidates = [(f"fastbp-{b}", lambda b=b: FastbpRunner(workload, *init, backend=b)) for b in backends]
+        candidates += [(p, lambda p=p: make_peer(p, workload, *init)) for p in peers]
+        for name, build in candidates:
+            try:
+                runner = build()
+            except ImportError as exc:
+                log(f"  {workload.name}: {name} skipped ({exc})")
+                continue
+            row = {"implementation": name, **measure(runner, workload, init, epochs)}
+            if getattr(runner, "resolved", None):
+                row["resolved_backend"] = runner.resolved
+            if getattr(runner, "comparable", True) is False:
+                row["note"] = "2 classes: one logistic output, another SGD path"
+            row["gemm_fraction"] = row["gflops"] / gemm
+            rows.append(row)
+            log(f"  {workload.name}: {name} {row['samples_per_second']:,.0f} samples/s")
+        best = max((r for r in rows if r["implementation"].startswith("fastbp")),
+                   key=lambda r: r["samples_per_second"], default=None)
+        for r in rows:
+            r["fastbp_speedup"] = best["samples_per_second"] / r["samples_per_second"] if best else None
+        result["workloads"].append({"name": workload.name, "layers": workload.layers, "samples": len(workload.X),
+                                    "batch": workload.batch, "activation": workload.activation,
+                                    "flops_per_sample": workload.flops_per_sample, "results": rows})
+    return result
+
+
+def format_table(result):
+    """The comparison as a plain-text table: one row per workload and implementation."""
+    header = (f"{'workload':<8} {'implementation':<22} {'samples/s':>12} {'fastbp x':>9} {'GFLOP/s':>8} "
+              f"{'%GEMM':>6} {'final loss':>11} {'1st call s':>10}")
+    lines = [f"fastbp bench, {result['date']}, {result['machine']['processor']}, "
+             f"float32 GEMM {result['machine']['gemm_gflops']:.1f} GFLOP/s, median of {result['epochs']} epochs",
+             header, "-" * len(header)]
+    for w in result["workloads"]:
+        for r in w["results"]:
+            name = r["implementation"] + (f" ({r['resolved_backend']})" if r["implementation"] == "fastbp-auto"
+                                          else "")
+            note = "  *" if "note" in r else ""
+            lines.append(f"{w['name']:<8} {name:<22} {r['samples_per_second']:>12,.0f} {r['fastbp_speedup']:>8.2f}x "
+                         f"{r['gflops']:>8.2f} {100 * r['gemm_fraction']:>5.1f}% {r['final_loss']:>11.6f} "
+                         f"{r['first_call_s']:>10.3f}{note}")
+    if any("note" in r for w in result["workloads"] for r in w["results"]):
+        lines.append("* sklearn with 2 classes: one logistic output unit (same function at the start, "
+                     "another SGD path), so its loss differs")
+    lines.append("fastbp x: the fastest fastbp backend's samples/s divided by this row's, in this run")
+    return "\n".join(lines)
+
+
+def plot(result, path):
+    """Bar chart of samples per second per workload and implementation (needs matplotlib)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted({r["implementation"] for w in result["workloads"] for r in w["results"]},
+                   key=lambda n: (not n.startswith("fastbp"), n))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        values = [next((r["samples_per_second"] for r in w["results"] if r["implementation"] == name), 0)
+                  for w in result["workloads"]]
+        ax.bar(np.arange(len(result["workloads"])) + i * width, values, width, label=name)
+    ax.set_xticks(np.arange(len(result["workloads"])) + width * (len(names) - 1) / 2)
+    ax.set_xticklabels([w["name"] for w in result["workloads"]])
+    ax.set_yscale("log")
+    ax.set_ylabel("samples per second (median epoch)")
+    ax.set_title(f"fastbp vs peers, float32, {result['date']}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def to_json(result):
+    """The result as a JSON string."""
+    return json.dumps(result, indent=2)
