@@ -21,3 +21,23 @@ test: $(STAMP)
 clean:
 	rm -rf $(VENV) build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+.PHONY: bench bench-smoke
+BENCH_STAMP := $(VENV)/.fastbp-bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+# The side-by-side comparison with every peer installed.
+bench: $(BENCH_STAMP)
+	$(PY) -m fastbp bench
+
+# What CI runs: asv's own checks and one quick pass over a slice of every benchmark file, nothing saved.
+# It only needs asv, not the peers (their benchmarks skip themselves).
+bench-smoke: $(STAMP)
+	$(PY) -m pip install --quiet "asv>=0.6"
+	cd asv_bench && ../$(PY) -m asv machine --yes > /dev/null
+	cd asv_bench && ../$(PY) -m asv check --python=same
+	cd asv_bench && ../$(PY) -m asv run --python=same --quick --dry-run --show-stderr \
+		--bench 'kernels\..*\(32, 32, .float32.|training\.TrainEpoch\..*\(.digits.|peers\.PeerEpoch\.time_epoch\(.digits., .numpy.|compile'

@@ -6,7 +6,9 @@ threshold=20)`` and ``GELU(approximate="tanh")``. Derivatives match PyTorch's
 backward at the kinks too: ReLU has slope 0 at 0, LeakyReLU slope 0.01.
 
 A derivative reads the pre-activation ``z`` or the output ``a``, whichever is
-cheaper: sigmoid and tanh use ``a``, GELU and softplus need ``z``.
+cheaper without losing precision: sigmoid, tanh and relu use ``a``; GELU,
+softplus, leaky relu and ELU use ``z`` (ELU's ``a + 1`` would cancel to 0 for
+very negative ``z``, where PyTorch's ``exp(z)`` does not).
 
 ``exp``, ``log1p`` and ``tanh`` are the C library's (``math`` module), so
 values agree with NumPy's to within an ulp or two.
@@ -105,7 +107,7 @@ def activation_derivative(code, z, a):
     if code == LEAKY_RELU:
         return one if z > zero else like(z, LEAKY_SLOPE)
     if code == ELU:
-        return one if z > zero else a + one
+        return one if z > zero else math.exp(z)  # not a + 1: that cancels for z << 0
     if code == SOFTPLUS:
         return one if z > like(z, SOFTPLUS_THRESHOLD) else one / (one + math.exp(-z))
     if code == GELU:
