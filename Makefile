@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fastbp-installed
 
-.PHONY: demo test clean
+.PHONY: demo test docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,20 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The HTML site (warnings are errors), then every doctest in it.
+DOCS_STAMP := $(VENV)/.fastbp-docs-installed
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	$(PY) -m sphinx -W --keep-going -q -b doctest docs docs/_build/doctest
+	@echo "HTML pages: docs/_build/html/index.html"
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info docs/_build docs/generated
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: bench bench-smoke

@@ -37,3 +37,4 @@ html_theme_options = {
 }
 html_sidebars = {"**": ["sidebar-nav-bs"]}
 doctest_global_setup = "import numpy as np\nimport fastbp"
+html_css_files = ["custom.css"]
