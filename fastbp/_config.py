@@ -25,6 +25,7 @@ FASTBP_PARALLEL_MIN_WORK
     parallel backend (default 2,000,000).
 """
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -234,3 +235,61 @@ def twins(func):
     copy.__doc__ = func.__doc__
     copy.__module__ = func.__module__
     return jit(func), jit(copy, parallel=True)
+
+
+_blas_functions = None
+
+
+def _find_blas_thread_functions():
+    """``(set_num_threads, get_num_threads)`` of the OpenBLAS that Numba's ``np.dot`` calls, or None.
+
+    Numba calls BLAS through ``scipy.linalg.cython_blas``, which is SciPy's own
+    OpenBLAS (``scipy.libs/libscipy_openblas*``), not NumPy's copy.
+    """
+    global _blas_functions
+    if _blas_functions is None:
+        _blas_functions = ()
+        try:
+            import glob
+
+            import scipy
+            import scipy.linalg.cython_blas  # noqa: F401  (loads the library)
+        except ImportError:
+            return None
+        libs = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
+        for path in sorted(glob.glob(os.path.join(libs, "*openblas*.so*"))):
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for prefix in ("scipy_openblas_", "openblas_"):
+                setter = getattr(lib, prefix + "set_num_threads", None)
+                getter = getattr(lib, prefix + "get_num_threads", None)
+                if setter is not None and getter is not None:
+                    setter.argtypes, setter.restype = [ctypes.c_int], None
+                    getter.argtypes, getter.restype = [], ctypes.c_int
+                    _blas_functions = (setter, getter)
+                    return _blas_functions
+    return _blas_functions or None
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """Run the block with the BLAS behind Numba's ``np.dot`` limited to ``n`` threads.
+
+    The serial backend uses one thread in all, and the parallel backend calls
+    BLAS from each of its own threads, so inside training BLAS must not start
+    threads of its own (they would oversubscribe the cores). Where SciPy's
+    OpenBLAS cannot be found (another BLAS build), this does nothing.
+    """
+    functions = _find_blas_thread_functions()
+    if functions is None:
+        yield
+        return
+    setter, getter = functions
+    before = getter()
+    setter(n)
+    try:
+        yield
+    finally:
+        setter(before)

@@ -77,9 +77,10 @@ class CompiledTrainer:
     def run_epoch(self, X, T, order):
         """One epoch over ``X[order]``; returns ``(mean_loss, correct_fraction, diverged)``."""
         opt = self.optimizer
-        self._run(X, T, order, self.batch_size, self.theta, self.layers, self.loss_code, self.xbuf, self.tbuf,
-                  self.zbuf, self.abuf, self.dbuf, self.gbuf, self.grad, self.chunk_out, opt.code, self.hyper,
-                  opt.m, opt.v, opt.step, self.stats)
+        with _config.blas_threads(1):  # one BLAS thread per fastbp thread: no oversubscription
+            self._run(X, T, order, self.batch_size, self.theta, self.layers, self.loss_code, self.xbuf, self.tbuf,
+                      self.zbuf, self.abuf, self.dbuf, self.gbuf, self.grad, self.chunk_out, opt.code, self.hyper,
+                      opt.m, opt.v, opt.step, self.stats)
         seen = self.stats[epoch.S_SEEN]
         norm = normaliser(self.loss_code, self.k)
         mean = self.stats[epoch.S_LOSS] / (seen * norm) if seen else float("nan")

@@ -21,6 +21,7 @@ import math
 
 from .._config import jit
 from .activations import like
+from .fastmath import fast_exp
 
 MSE = 0
 BINARY_CROSS_ENTROPY = 1
@@ -71,7 +72,7 @@ def loss_row(z, t, code, scale, d):
         for j in range(k):
             zj = z[j]
             total += float((zj if zj > zero else zero) - zj * t[j] + math.log1p(math.exp(-abs(zj))))
-            d[j] = scale * (one / (one + math.exp(-zj)) - t[j])
+            d[j] = scale * (one / (one + fast_exp(-zj)) - t[j])
     else:
         m = z[0]
         for j in range(1, k):
@@ -81,7 +82,7 @@ def loss_row(z, t, code, scale, d):
         tsum = like(z, 0.0)
         tz = 0.0
         for j in range(k):
-            e = math.exp(z[j] - m)
+            e = fast_exp(z[j] - m)
             d[j] = e
             s += e
             tsum += t[j]
