@@ -122,63 +122,91 @@ def activation_derivative(code, z, a):
 
 
 @jit
-def activate_row(z, a, code):
-    """Write ``a[j] = f(z[j])`` for a 1-D row; ``a`` may be ``z`` itself.
+def bias_activate(Z, b, A, code, lo, hi):
+    """Rows ``lo:hi`` of ``Z += b`` and ``A = f(Z)``, in one pass; ``A`` may be ``Z`` itself.
 
-    The branch on ``code`` sits outside the loops so that each loop is a
-    straight line that LLVM can vectorise.
+    The branch on ``code`` sits outside the loops, so each loop is straight
+    arithmetic that LLVM vectorises.
     """
-    n = z.shape[0]
+    d = Z.shape[1]
     if code == IDENTITY:
-        for j in range(n):
-            a[j] = z[j]
+        for i in range(lo, hi):
+            for j in range(d):
+                z = Z[i, j] + b[j]
+                Z[i, j] = z
+                A[i, j] = z
     elif code == RELU:
-        for j in range(n):
-            a[j] = activation_value(RELU, z[j])
+        for i in range(lo, hi):
+            for j in range(d):
+                z = Z[i, j] + b[j]
+                Z[i, j] = z
+                A[i, j] = activation_value(RELU, z)
     elif code == TANH:
-        for j in range(n):
-            a[j] = activation_value(TANH, z[j])
+        for i in range(lo, hi):
+            for j in range(d):
+                z = Z[i, j] + b[j]
+                Z[i, j] = z
+                A[i, j] = activation_value(TANH, z)
     elif code == SIGMOID:
-        for j in range(n):
-            a[j] = activation_value(SIGMOID, z[j])
+        for i in range(lo, hi):
+            for j in range(d):
+                z = Z[i, j] + b[j]
+                Z[i, j] = z
+                A[i, j] = activation_value(SIGMOID, z)
     elif code == LEAKY_RELU:
-        for j in range(n):
-            a[j] = activation_value(LEAKY_RELU, z[j])
+        for i in range(lo, hi):
+            for j in range(d):
+                z = Z[i, j] + b[j]
+                Z[i, j] = z
+                A[i, j] = activation_value(LEAKY_RELU, z)
     elif code == ELU:
-        for j in range(n):
-            a[j] = activation_value(ELU, z[j])
+        for i in range(lo, hi):
+            for j in range(d):
+                z = Z[i, j] + b[j]
+                Z[i, j] = z
+                A[i, j] = activation_value(ELU, z)
     elif code == SOFTPLUS:
-        for j in range(n):
-            a[j] = activation_value(SOFTPLUS, z[j])
+        for i in range(lo, hi):
+            for j in range(d):
+                z = Z[i, j] + b[j]
+                Z[i, j] = z
+                A[i, j] = activation_value(SOFTPLUS, z)
     else:
-        for j in range(n):
-            a[j] = activation_value(GELU, z[j])
+        for i in range(lo, hi):
+            for j in range(d):
+                z = Z[i, j] + b[j]
+                Z[i, j] = z
+                A[i, j] = activation_value(GELU, z)
 
 
 @jit
-def scale_by_derivative_row(d, z, a, code):
-    """Multiply a 1-D delta row in place by ``f'(z)``, ``d[j] *= f'(z[j])``."""
+def scale_by_derivative(d, z, a, code):
+    """For 1-D arrays: ``d[k] *= f'(z[k])``, given ``a = f(z)``.
+
+    Loops run from 0 so that Numba can drop its negative-index handling and
+    LLVM vectorises them (a loop over ``range(lo, hi)`` stayed scalar).
+    """
     n = d.shape[0]
     if code == IDENTITY:
         return
     if code == RELU:
-        for j in range(n):
-            d[j] *= activation_derivative(RELU, z[j], a[j])
+        for k in range(n):
+            d[k] *= activation_derivative(RELU, z[k], a[k])
     elif code == TANH:
-        for j in range(n):
-            d[j] *= activation_derivative(TANH, z[j], a[j])
+        for k in range(n):
+            d[k] *= activation_derivative(TANH, z[k], a[k])
     elif code == SIGMOID:
-        for j in range(n):
-            d[j] *= activation_derivative(SIGMOID, z[j], a[j])
+        for k in range(n):
+            d[k] *= activation_derivative(SIGMOID, z[k], a[k])
     elif code == LEAKY_RELU:
-        for j in range(n):
-            d[j] *= activation_derivative(LEAKY_RELU, z[j], a[j])
+        for k in range(n):
+            d[k] *= activation_derivative(LEAKY_RELU, z[k], a[k])
     elif code == ELU:
-        for j in range(n):
-            d[j] *= activation_derivative(ELU, z[j], a[j])
+        for k in range(n):
+            d[k] *= activation_derivative(ELU, z[k], a[k])
     elif code == SOFTPLUS:
-        for j in range(n):
-            d[j] *= activation_derivative(SOFTPLUS, z[j], a[j])
+        for k in range(n):
+            d[k] *= activation_derivative(SOFTPLUS, z[k], a[k])
     else:
-        for j in range(n):
-            d[j] *= activation_derivative(GELU, z[j], a[j])
+        for k in range(n):
+            d[k] *= activation_derivative(GELU, z[k], a[k])

@@ -21,8 +21,29 @@ Shapes are checked on entry and a mismatch raises ``ValueError``.
 import numpy as np
 from numba import prange
 
-from .._config import twins
-from .activations import activate_row, scale_by_derivative_row
+from .._config import jit, twins
+from .activations import bias_activate, scale_by_derivative
+
+_BLOCK = 4096  # elements (or rows) per parallel task: smaller work is not worth a thread
+_MAX_BLOCKS = 256
+
+
+@jit
+def _blocks(count):
+    """Number of tasks for ``count`` items of elementwise work: 1 below ``_BLOCK`` items, at most 256.
+
+    (The thread count is not read here: ``numba.get_num_threads`` inside a
+    function would keep it out of the on-disk cache.)
+    """
+    return max(1, min(_MAX_BLOCKS, count // _BLOCK))
+
+
+@jit
+def _span(t, blocks, count):
+    """Task ``t``'s half-open range when ``count`` items are split into ``blocks`` tasks."""
+    size = -(-count // blocks)
+    lo = min(t * size, count)
+    return lo, min(lo + size, count)
 
 
 def dense_forward(X, W, b, act, Z, A):
@@ -60,11 +81,10 @@ def dense_forward(X, W, b, act, Z, A):
     if Z.shape[0] != n or Z.shape[1] != d_out or A.shape[0] != n or A.shape[1] != d_out:
         raise ValueError("dense_forward: Z and A must be (n, d_out)")
     np.dot(X, W, Z)
-    for i in prange(n):
-        z = Z[i]
-        for j in range(d_out):
-            z[j] += b[j]
-        activate_row(z, A[i], act)
+    blocks = _blocks(n)
+    for t in prange(blocks):
+        lo, hi = _span(t, blocks, n)
+        bias_activate(Z, b, A, act, lo, hi)
 
 
 def backprop_delta(D_next, W_next, Z, A, act, D):
@@ -102,8 +122,12 @@ def backprop_delta(D_next, W_next, Z, A, act, D):
     if Z.shape[0] != n or Z.shape[1] != d or A.shape[0] != n or A.shape[1] != d:
         raise ValueError("backprop_delta: Z and A must have the shape of D, (n, d)")
     np.dot(D_next, W_next.T, D)
-    for i in prange(n):
-        scale_by_derivative_row(D[i], Z[i], A[i], act)
+    size = n * d
+    blocks = _blocks(size)
+    flat_d, flat_z, flat_a = D.reshape(size), Z.reshape(size), A.reshape(size)
+    for t in prange(blocks):
+        lo, hi = _span(t, blocks, size)
+        scale_by_derivative(flat_d[lo:hi], flat_z[lo:hi], flat_a[lo:hi], act)
 
 
 def weight_gradient(A_prev, D, gW, gb):
