@@ -69,7 +69,6 @@ class CompiledTrainer:
         self.abuf = np.zeros((chunks, width), dtype=dtype)
         self.dbuf = np.zeros((chunks, width), dtype=dtype)
         self.gbuf = np.zeros((chunks, theta.shape[0]), dtype=dtype)
-        self.grad = np.zeros(theta.shape[0], dtype=dtype)
         self.chunk_out = np.zeros((chunks, 2))
         self.stats = np.zeros(epoch.N_STATS)
         self.hyper = optimizer.hyperparameters()
@@ -79,8 +78,8 @@ class CompiledTrainer:
         opt = self.optimizer
         with _config.blas_threads(1):  # one BLAS thread per fastbp thread: no oversubscription
             self._run(X, T, order, self.batch_size, self.theta, self.layers, self.loss_code, self.xbuf, self.tbuf,
-                      self.zbuf, self.abuf, self.dbuf, self.gbuf, self.grad, self.chunk_out, opt.code, self.hyper,
-                      opt.m, opt.v, opt.step, self.stats)
+                      self.zbuf, self.abuf, self.dbuf, self.gbuf, self.chunk_out, opt.code, self.hyper, opt.m,
+                      opt.v, opt.step, self.stats)
         seen = self.stats[epoch.S_SEEN]
         norm = normaliser(self.loss_code, self.k)
         mean = self.stats[epoch.S_LOSS] / (seen * norm) if seen else float("nan")

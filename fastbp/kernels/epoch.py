@@ -27,7 +27,7 @@ from numba import prange
 from .._config import jit, twins
 from .cpu import backprop_delta, dense_forward, weight_gradient
 from .losses import MSE, BINARY_CROSS_ENTROPY, count_correct_row, loss_row
-from .updates import update_span
+from .updates import update
 
 D_IN = 0
 D_OUT = 1
@@ -133,8 +133,8 @@ def gather_rows(src, order, lo, hi, buf):
     return view
 
 
-def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, abuf, dbuf, gbuf, grad,
-                chunk_out, optimizer, hyper, m, v, step, stats):
+def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, abuf, dbuf, gbuf, chunk_out,
+                optimizer, hyper, m, v, step, stats):
     """Run one epoch of minibatch training in place.
 
     Parameters
@@ -154,9 +154,8 @@ def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, 
     xbuf, tbuf, zbuf, abuf, dbuf : ndarray, shape (chunks, ...)
         Workspaces (see the module docstring).
     gbuf : ndarray, shape (chunks, P)
-        Per-chunk gradients.
-    grad : ndarray, shape (P,)
-        The minibatch gradient, the chunk gradients summed in chunk order.
+        Per-chunk gradients; ``gbuf[0]`` ends up holding the minibatch
+        gradient, the chunk gradients summed in chunk order.
     chunk_out : ndarray of float64, shape (chunks, 2)
         Per-chunk loss sum and correct count.
     optimizer : int
@@ -209,12 +208,12 @@ def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, 
         for s in prange(chunks):
             lo = min(s * span, n_params)
             hi = min(lo + span, n_params)
-            for p in range(lo, hi):
-                acc = gbuf[0, p]
-                for c in range(1, chunks):
-                    acc += gbuf[c, p]
-                grad[p] = acc
-            update_span(optimizer, theta, grad, m, v, hyper, t, lo, hi)
+            total = gbuf[0, lo:hi]
+            for c in range(1, chunks):
+                part = gbuf[c, lo:hi]
+                for p in range(hi - lo):
+                    total[p] += part[p]
+            update(optimizer, theta[lo:hi], total, m[lo:hi], v[lo:hi], hyper, t)
 
 
 train_epoch, train_epoch_parallel = twins(train_epoch)

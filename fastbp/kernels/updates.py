@@ -50,6 +50,16 @@ def update_span(code, theta, g, m, v, hyper, step, lo, hi):
     lo, hi : int
         The span to update.
     """
+    update(code, theta[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], hyper, step)
+
+
+@jit
+def update(code, theta, g, m, v, hyper, step):
+    """Apply one optimizer step to the whole of ``theta`` (see :func:`update_span`).
+
+    Every loop runs from 0 over 1-D contiguous arrays, so that LLVM vectorises it.
+    """
+    n = theta.shape[0]
     dt = theta.dtype.type
     lr = dt(hyper[H_LR])
     wd = dt(hyper[H_WEIGHT_DECAY])
@@ -57,16 +67,16 @@ def update_span(code, theta, g, m, v, hyper, step, lo, hi):
         mu = dt(hyper[H_MOMENTUM])
         nesterov = hyper[H_NESTEROV] != 0
         if mu == 0:
-            for i in range(lo, hi):
+            for i in range(n):
                 theta[i] -= lr * (g[i] + wd * theta[i])
         elif nesterov:
-            for i in range(lo, hi):
+            for i in range(n):
                 d = g[i] + wd * theta[i]
                 buf = mu * m[i] + d
                 m[i] = buf
                 theta[i] -= lr * (d + mu * buf)
         else:
-            for i in range(lo, hi):
+            for i in range(n):
                 d = g[i] + wd * theta[i]
                 buf = mu * m[i] + d
                 m[i] = buf
@@ -78,17 +88,22 @@ def update_span(code, theta, g, m, v, hyper, step, lo, hi):
     one_minus_b2 = dt(1.0 - hyper[H_BETA2])
     step_size = dt(hyper[H_LR] / (1.0 - hyper[H_BETA1] ** step))
     bc2_sqrt = dt(math.sqrt(1.0 - hyper[H_BETA2] ** step))
-    decay = dt(1.0 - hyper[H_LR] * hyper[H_WEIGHT_DECAY])
-    decoupled = code == ADAMW
-    for i in range(lo, hi):
-        gi = g[i]
-        p = theta[i]
-        if decoupled:
-            p = p * decay
-        else:
-            gi = gi + wd * p
-        mi = m[i] + one_minus_b1 * (gi - m[i])
-        vi = b2 * v[i] + one_minus_b2 * gi * gi
-        m[i] = mi
-        v[i] = vi
-        theta[i] = p - step_size * mi / (math.sqrt(vi) / bc2_sqrt + eps)
+    if code == ADAMW:
+        decay = dt(1.0 - hyper[H_LR] * hyper[H_WEIGHT_DECAY])
+        for i in range(n):
+            gi = g[i]
+            p = theta[i] * decay
+            mi = m[i] + one_minus_b1 * (gi - m[i])
+            vi = b2 * v[i] + one_minus_b2 * gi * gi
+            m[i] = mi
+            v[i] = vi
+            theta[i] = p - step_size * mi / (math.sqrt(vi) / bc2_sqrt + eps)
+    else:
+        for i in range(n):
+            p = theta[i]
+            gi = g[i] + wd * p
+            mi = m[i] + one_minus_b1 * (gi - m[i])
+            vi = b2 * v[i] + one_minus_b2 * gi * gi
+            m[i] = mi
+            v[i] = vi
+            theta[i] = p - step_size * mi / (math.sqrt(vi) / bc2_sqrt + eps)
