@@ -2,9 +2,9 @@
 
 Every implementation trains the same network from the same initial weights
 on the same data (plain SGD, softmax cross-entropy, float32, minibatches in
-order). Each one first runs a warm-up epoch (its compile/first-call time),
-is reset to the initial weights, then runs ``epochs`` timed epochs; the
-figure reported is the median samples per second of those. The final loss,
+order). Each one in turn runs a warm-up epoch (its compile/first-call
+time), is reset to the initial weights, then runs ``epochs`` timed epochs;
+the figure reported is the median samples per second of those. The final loss,
 evaluated by one shared NumPy function on each implementation's weights,
 shows that all did the same work.
 
@@ -14,6 +14,7 @@ weight gradient, and every delta pass except the first layer's.
 
 import dataclasses
 import json
+import os
 import platform
 import statistics
 import time
@@ -68,40 +69,77 @@ def make_workload(name, layers=None, samples=None, batch=None, activation=None):
     return Workload(name, list(layers), X, y, batch or 32, activation or "relu")
 
 
-def gemm_gflops(size=512, repeats=20):
-    """The machine's float32 GEMM rate (median of ``repeats`` NumPy matmuls of ``size``-square matrices)."""
+def gemm_gflops(sizes=(256, 512, 1024), repeats=15):
+    """The machine's float32 GEMM rate: the best, over ``sizes``, of the median of NumPy square matmuls."""
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size)).astype(np.float32)
-    b = rng.standard_normal((size, size)).astype(np.float32)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    best = 0.0
+    for size in sizes:
+        a = rng.standard_normal((size, size)).astype(np.float32)
+        b = rng.standard_normal((size, size)).astype(np.float32)
         a @ b
-        times.append(time.perf_counter() - t0)
-    return 2 * size ** 3 / statistics.median(times) / 1e9
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            times.append(time.perf_counter() - t0)
+        best = max(best, 2 * size ** 3 / statistics.median(times) / 1e9)
+    return best
 
 
-def measure(runner, workload, init, epochs):
-    """Warm-up epoch, reset, ``epochs`` timed epochs; returns the figures of one implementation."""
-    t0 = time.perf_counter()
-    runner.epoch()
-    first_call = time.perf_counter() - t0
-    runner.set_weights(*init)
-    times = []
-    for _ in range(epochs):
-        t0 = time.perf_counter()
-        runner.epoch()
-        times.append(time.perf_counter() - t0)
+def cpu_model():
+    """The processor's name (from /proc/cpuinfo where there is one) and its logical core count."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
+def _final_loss(runner, workload):
+    """Softmax cross-entropy of the runner's current weights on the whole data, by the shared NumPy code."""
     Ws, bs = runner.weights()
     Zs, _ = reference.forward(workload.X.astype(np.float64), [W.astype(np.float64) for W in Ws],
                               [b.astype(np.float64) for b in bs], [workload.activation] * (len(Ws) - 1))
     T = np.eye(workload.layers[-1])[workload.y]
+    return reference.loss_value("softmax_cross_entropy", Zs[-1], T)
+
+
+def measure(runners, workload, init, epochs):
+    """Time every runner on ``workload``, one after the other: a warm-up epoch, a reset, ``epochs`` epochs.
+
+    The runners are not interleaved epoch by epoch: PyTorch's and JAX's thread
+    pools keep spinning for a while after their work, and measured here they
+    slowed whichever implementation ran next by up to 40 %.
+
+    Returns
+    -------
+    dict
+        Per runner name: samples per second (median), GFLOP/s, final loss,
+        first-call seconds and the epoch times.
+    """
+    first_call, times = {}, {name: [] for name in runners}
+    for name, runner in runners.items():
+        t0 = time.perf_counter()
+        runner.epoch()
+        first_call[name] = time.perf_counter() - t0
+        runner.set_weights(*init)
+        for _ in range(epochs):
+            t0 = time.perf_counter()
+            runner.epoch()
+            times[name].append(time.perf_counter() - t0)
     n = workload.X.shape[0]
-    sps = n / statistics.median(times)
-    return {"samples_per_second": sps, "gflops": sps * workload.flops_per_sample / 1e9,
-            "final_loss": reference.loss_value("softmax_cross_entropy", Zs[-1], T), "first_call_s": first_call,
-            "epoch_times_s": times}
+    results = {}
+    for name, runner in runners.items():
+        sps = n / statistics.median(times[name])
+        results[name] = {"samples_per_second": sps, "gflops": sps * workload.flops_per_sample / 1e9,
+                         "final_loss": _final_loss(runner, workload), "first_call_s": first_call[name],
+                         "epoch_times_s": times[name]}
+    return results
 
 
 def run(workloads=("tiny", "digits", "medium"), backends=FASTBP_BACKENDS, peers=PEER_NAMES, epochs=5,
@@ -124,8 +162,8 @@ def run(workloads=("tiny", "digits", "medium"), backends=FASTBP_BACKENDS, peers=
         Progress messages.
     """
     gemm = gemm_gflops()
-    log(f"float32 GEMM (NumPy, 512x512): {gemm:.1f} GFLOP/s")
-    result = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+    log(f"float32 GEMM (NumPy, best of 256/512/1024 square): {gemm:.1f} GFLOP/s")
+    result = {"machine": {"platform": platform.platform(), "processor": cpu_model(),
                           "python": platform.python_version(), "gemm_gflops": gemm},
               "date": time.strftime("%Y-%m-%d"), "epochs": epochs, "workloads": []}
     for workload in [make_workload(name) for name in workloads] + list(custom or []):
@@ -133,21 +171,22 @@ def run(workloads=("tiny", "digits", "medium"), backends=FASTBP_BACKENDS, peers=
 
         init = MLP(workload.layers, activation=workload.activation, loss="softmax_cross_entropy",
                    dtype=np.float32, seed=0).get_weights()
-        rows = []
         candidates = [(f"fastbp-{b}", lambda b=b: FastbpRunner(workload, *init, backend=b)) for b in backends]
         candidates += [(p, lambda p=p: make_peer(p, workload, *init)) for p in peers]
+        runners = {}
         for name, build in candidates:
             try:
-                runner = build()
+                runners[name] = build()
             except ImportError as exc:
                 log(f"  {workload.name}: {name} skipped ({exc})")
-                continue
-            row = {"implementation": name, **measure(runner, workload, init, epochs)}
+        rows = []
+        for name, figures in measure(runners, workload, init, epochs).items():
+            runner = runners[name]
+            row = {"implementation": name, **figures, "gemm_fraction": figures["gflops"] / gemm}
             if getattr(runner, "resolved", None):
                 row["resolved_backend"] = runner.resolved
             if getattr(runner, "comparable", True) is False:
                 row["note"] = "2 classes: one logistic output, another SGD path"
-            row["gemm_fraction"] = row["gflops"] / gemm
             rows.append(row)
             log(f"  {workload.name}: {name} {row['samples_per_second']:,.0f} samples/s")
         best = max((r for r in rows if r["implementation"].startswith("fastbp")),
