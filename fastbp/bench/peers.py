@@ -18,27 +18,33 @@ import numpy as np
 
 
 class FastbpRunner:
-    """fastbp itself, on one backend (``cpu``, ``parallel``, ``auto`` or ``numpy``)."""
+    """fastbp itself, on one backend (``cpu``, ``parallel``, ``auto`` or ``numpy``).
+
+    As the peers convert the data to their own arrays once, before any timing,
+    the data is validated and converted once here too, and each epoch is one
+    call of the backend's trainer (what ``fit`` runs per epoch).
+    """
 
     def __init__(self, workload, Ws, bs, backend):
-        from .. import MLP, SGD
+        from .. import MLP, SGD, training
 
-        self.workload = workload
         self.model = MLP(workload.layers, activation=workload.activation, loss="softmax_cross_entropy",
                          dtype=np.float32)
         self.optimizer = SGD(lr=workload.lr)
-        self.backend = backend
-        self.resolved = None
+        self.optimizer.bind(self.model.n_params, self.model.dtype)
+        self.X, self.T = self.model._check_data(workload.X, workload.y)
+        self.order = np.arange(len(self.X))
+        self.resolved = training.choose_backend(backend, workload.layers, workload.batch)
+        self.trainer = training.make_trainer(self.resolved, self.model.layers, self.model._act_codes,
+                                             self.model._loss_code, self.model.theta, self.optimizer, workload.batch)
         self.set_weights(Ws, bs)
 
     def set_weights(self, Ws, bs):
         self.model.set_weights(Ws, bs)
+        self.optimizer.reset(self.model.n_params, self.model.dtype)
 
     def epoch(self):
-        w = self.workload
-        history = self.model.fit(w.X, w.y, epochs=1, batch_size=w.batch, optimizer=self.optimizer, shuffle=False,
-                                 backend=self.backend)
-        self.resolved = history["backend"]
+        self.trainer.run_epoch(self.X, self.T, self.order)
 
     def weights(self):
         return self.model.get_weights()

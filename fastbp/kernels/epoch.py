@@ -45,7 +45,7 @@ S_DIVERGED = 3  # 1.0 when a minibatch loss was not finite (no step taken for it
 N_STATS = 4
 
 
-@jit
+@jit(inline="always")
 def weights_view(theta, layers, l):
     """``W`` of layer ``l``, a ``(d_in, d_out)`` view of ``theta``."""
     d_in = layers[l, D_IN]
@@ -54,14 +54,14 @@ def weights_view(theta, layers, l):
     return theta[off:off + d_in * d_out].reshape((d_in, d_out))
 
 
-@jit
+@jit(inline="always")
 def bias_view(theta, layers, l):
     """``b`` of layer ``l``, a ``(d_out,)`` view of ``theta``."""
     off = layers[l, B_OFF]
     return theta[off:off + layers[l, D_OUT]]
 
 
-@jit
+@jit(inline="always")
 def workspace_view(buf, layers, l, rows):
     """Layer ``l``'s ``(rows, d_out)`` block of one chunk's workspace row ``buf``."""
     d_out = layers[l, D_OUT]
@@ -69,7 +69,7 @@ def workspace_view(buf, layers, l, rows):
     return buf[off:off + rows * d_out].reshape((rows, d_out))
 
 
-@jit
+@jit(inline="always")
 def loss_scale(loss, rows, k):
     """Mean-reduction divisor: ``rows`` for softmax cross-entropy, ``rows * k`` otherwise."""
     if loss == MSE or loss == BINARY_CROSS_ENTROPY:
@@ -77,7 +77,7 @@ def loss_scale(loss, rows, k):
     return rows
 
 
-@jit
+@jit(inline="always")
 def forward_chunk(xv, theta, layers, z, a):
     """Forward pass of rows ``xv`` through every layer; returns the output ``Z`` view."""
     rows = xv.shape[0]
@@ -91,7 +91,7 @@ def forward_chunk(xv, theta, layers, z, a):
     return workspace_view(z, layers, n_layers - 1, rows)
 
 
-@jit
+@jit(inline="always")
 def chunk_loss_and_grad(xv, tv, theta, layers, loss, scale, z, a, d, grad, out):
     """Forward and backward pass of one chunk of rows.
 
@@ -119,7 +119,7 @@ def chunk_loss_and_grad(xv, tv, theta, layers, loss, scale, z, a, d, grad, out):
                            a_prev, layers[l - 1, ACT], workspace_view(d, layers, l - 1, rows))
 
 
-@jit
+@jit(inline="always")
 def gather_rows(src, order, lo, hi, buf):
     """Copy rows ``src[order[lo:hi]]`` into the front of the flat buffer ``buf``; return that view."""
     rows = hi - lo
@@ -176,6 +176,11 @@ def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, 
     span = (n_params + chunks - 1) // chunks
     for j in range(N_STATS):
         stats[j] = 0.0
+    in_order = True
+    for i in range(n):
+        if order[i] != i:
+            in_order = False
+            break
     for start in range(0, n, batch_size):
         nb = min(batch_size, n - start)
         scale = theta.dtype.type(1.0 / loss_scale(loss, nb, k))
@@ -184,8 +189,12 @@ def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, 
             lo = min(c * rows_per_chunk, nb)
             hi = min(lo + rows_per_chunk, nb)
             if hi > lo:
-                xv = gather_rows(X, order, start + lo, start + hi, xbuf[c])
-                tv = gather_rows(T, order, start + lo, start + hi, tbuf[c])
+                if in_order:  # rows are already consecutive: use views, copy nothing
+                    xv = X[start + lo:start + hi]
+                    tv = T[start + lo:start + hi]
+                else:
+                    xv = gather_rows(X, order, start + lo, start + hi, xbuf[c])
+                    tv = gather_rows(T, order, start + lo, start + hi, tbuf[c])
                 chunk_loss_and_grad(xv, tv, theta, layers, loss, scale, zbuf[c], abuf[c], dbuf[c], gbuf[c],
                                     chunk_out[c])
             else:
