@@ -7,10 +7,10 @@ float dtype (float32 or float64), batch-major:
 
 The matrix products go to BLAS (``np.dot`` with an output array, which Numba
 turns into a ``gemm`` call through SciPy): measured here, OpenBLAS beats
-hand-written loops at every shape of interest with two rows or more, from
-4x32x32 (0.13 us against 0.42 us) to 128x784x256, by 2x to 20x. A single row
-(batch 1) takes plain loops instead: a vector-matrix product, or an outer
-product for the weight gradient, where ``gemm`` with ``k = 1`` was 2-5x slower. The bias, the activation and its
+hand-written loops at every shape of interest, from 4x32x32 (0.13 us against
+0.42 us) to 128x784x256, by 2x to 20x. The one exception is the weight
+gradient of a single row (batch 1), an outer product, where ``gemm`` with
+``k = 1`` was 2-5x slower than a plain loop at 256 to 1024 wide. The bias, the activation and its
 derivative are fused into one pass over each output row afterwards.
 
 Every kernel has a serial form (``dense_forward``) and a parallel twin
@@ -38,28 +38,6 @@ def _blocks(count):
     function would keep it out of the on-disk cache.)
     """
     return max(1, min(_MAX_BLOCKS, count // _BLOCK))
-
-
-@jit
-def _row_times_matrix(x, W, z):
-    """``z = x @ W`` for one row ``x``: rows of ``W`` scaled and added, a contiguous inner loop."""
-    z[:] = 0
-    for k in range(W.shape[0]):
-        xk = x[k]
-        w = W[k]
-        for j in range(W.shape[1]):
-            z[j] += xk * w[j]
-
-
-@jit
-def _matrix_times_row(W, d_next, d):
-    """``d = W @ d_next`` for one row ``d_next``: one dot product per row of ``W``."""
-    for k in range(W.shape[0]):
-        w = W[k]
-        s = w[0] * d_next[0]
-        for j in range(1, W.shape[1]):
-            s += w[j] * d_next[j]
-        d[k] = s
 
 
 @jit
@@ -127,10 +105,7 @@ def dense_forward(X, W, b, act, Z, A):
         raise ValueError("dense_forward: W must be (d_in, d_out) and b (d_out,) for X of shape (n, d_in)")
     if Z.shape[0] != n or Z.shape[1] != d_out or A.shape[0] != n or A.shape[1] != d_out:
         raise ValueError("dense_forward: Z and A must be (n, d_out)")
-    if n == 1:  # a vector-matrix product: BLAS's call overhead is not worth it
-        _row_times_matrix(X[0], W, Z[0])
-    else:
-        np.dot(X, W, Z)
+    np.dot(X, W, Z)
     blocks = min(_blocks(n * d_out), n)
     if blocks == 1:  # small work: no parallel region to wake
         bias_activate(Z, b, A, act, 0, n)
@@ -174,10 +149,7 @@ def backprop_delta(D_next, W_next, Z, A, act, D):
         raise ValueError("backprop_delta: D_next must be (n, d_next) and W_next (d, d_next) for D of shape (n, d)")
     if Z.shape[0] != n or Z.shape[1] != d or A.shape[0] != n or A.shape[1] != d:
         raise ValueError("backprop_delta: Z and A must have the shape of D, (n, d)")
-    if n == 1:
-        _matrix_times_row(W_next, D_next[0], D[0])
-    else:
-        np.dot(D_next, W_next.T, D)
+    np.dot(D_next, W_next.T, D)
     size = n * d
     blocks = _blocks(size)
     flat_d, flat_z, flat_a = D.reshape(size), Z.reshape(size), A.reshape(size)
