@@ -10,13 +10,15 @@ turns into a ``gemm`` call through SciPy): measured here, OpenBLAS beats
 hand-written loops at every shape of interest, from 4x32x32 (0.13 us against
 0.42 us) to 128x784x256, by 2x to 20x. The one exception is the weight
 gradient of a single row (batch 1), an outer product, where ``gemm`` with
-``k = 1`` was 2-5x slower than a plain loop at 256 to 1024 wide. The bias, the activation and its
-derivative are fused into one pass over each output row afterwards.
+``k = 1`` was 2-5x slower than a plain loop at 256 to 1024 wide. The bias,
+the activation and its derivative are fused into one pass over each output
+block afterwards.
 
 Every kernel has a serial form (``dense_forward``) and a parallel twin
 (``dense_forward_parallel``) compiled from the same Python body: the parallel
-twin runs the row passes across threads with ``numba.prange`` (the product's
-threads are BLAS's own). No two threads ever write the same element.
+twin splits those passes across threads with ``numba.prange`` once they hold
+4096 elements or more (the product's threads are BLAS's own). No two threads
+ever write the same element.
 Shapes are checked on entry and a mismatch raises ``ValueError``.
 """
 
@@ -28,6 +30,7 @@ from .activations import bias_activate, scale_by_derivative
 
 _BLOCK = 4096  # elements (or rows) per parallel task: smaller work is not worth a thread
 _MAX_BLOCKS = 256
+_MIN_COLUMNS = 16  # columns per task of the bias-gradient sum: one AVX-512 vector of float32
 
 
 @jit
@@ -199,8 +202,8 @@ def weight_gradient(A_prev, D, gW, gb):
                 _outer_rows(A_prev[0], D[0], gW, lo, hi)
     else:
         np.dot(A_prev.T, D, gW)
-    blocks = min(_blocks(n * d_out), d_out)
-    if blocks == 1:
+    blocks = min(_blocks(n * d_out), d_out // _MIN_COLUMNS)  # whole vectors of columns per task
+    if blocks <= 1:
         _column_sums(D, gb, 0, d_out)
     else:
         for t in prange(blocks):
