@@ -16,9 +16,10 @@ block afterwards.
 
 Every kernel has a serial form (``dense_forward``) and a parallel twin
 (``dense_forward_parallel``) compiled from the same Python body: the parallel
-twin splits those passes across threads with ``numba.prange`` once they hold
-4096 elements or more (the product's threads are BLAS's own). No two threads
-ever write the same element.
+twin splits those passes across threads with ``numba.prange``, in tasks of at
+least 4096 elements (the product's threads are BLAS's own); like any parallel
+region it costs a few microseconds to start, so small work belongs to the
+serial twin. No two threads ever write the same element.
 Shapes are checked on entry and a mismatch raises ``ValueError``.
 """
 
@@ -110,12 +111,9 @@ def dense_forward(X, W, b, act, Z, A):
         raise ValueError("dense_forward: Z and A must be (n, d_out)")
     np.dot(X, W, Z)
     blocks = min(_blocks(n * d_out), n)
-    if blocks == 1:  # small work: no parallel region to wake
-        bias_activate(Z, b, A, act, 0, n)
-    else:
-        for t in prange(blocks):
-            lo, hi = _span(t, blocks, n)
-            bias_activate(Z, b, A, act, lo, hi)
+    for t in prange(blocks):
+        lo, hi = _span(t, blocks, n)
+        bias_activate(Z, b, A, act, lo, hi)
 
 
 def backprop_delta(D_next, W_next, Z, A, act, D):
@@ -156,12 +154,9 @@ def backprop_delta(D_next, W_next, Z, A, act, D):
     size = n * d
     blocks = _blocks(size)
     flat_d, flat_z, flat_a = D.reshape(size), Z.reshape(size), A.reshape(size)
-    if blocks == 1:
-        scale_by_derivative(flat_d, flat_z, flat_a, act)
-    else:
-        for t in prange(blocks):
-            lo, hi = _span(t, blocks, size)
-            scale_by_derivative(flat_d[lo:hi], flat_z[lo:hi], flat_a[lo:hi], act)
+    for t in prange(blocks):
+        lo, hi = _span(t, blocks, size)
+        scale_by_derivative(flat_d[lo:hi], flat_z[lo:hi], flat_a[lo:hi], act)
 
 
 def weight_gradient(A_prev, D, gW, gb):
@@ -194,21 +189,15 @@ def weight_gradient(A_prev, D, gW, gb):
         raise ValueError("weight_gradient: need A_prev (n, d_in), D (n, d_out), gW (d_in, d_out), gb (d_out,)")
     if n == 1:  # an outer product: 2-5x faster than sgemm with k = 1, measured at 256 to 1024 wide
         blocks = min(_blocks(d_in * d_out), d_in)
-        if blocks == 1:
-            _outer_rows(A_prev[0], D[0], gW, 0, d_in)
-        else:
-            for t in prange(blocks):
-                lo, hi = _span(t, blocks, d_in)
-                _outer_rows(A_prev[0], D[0], gW, lo, hi)
+        for t in prange(blocks):
+            lo, hi = _span(t, blocks, d_in)
+            _outer_rows(A_prev[0], D[0], gW, lo, hi)
     else:
         np.dot(A_prev.T, D, gW)
-    blocks = min(_blocks(n * d_out), d_out // _MIN_COLUMNS)  # whole vectors of columns per task
-    if blocks <= 1:
-        _column_sums(D, gb, 0, d_out)
-    else:
-        for t in prange(blocks):
-            lo, hi = _span(t, blocks, d_out)
-            _column_sums(D, gb, lo, hi)
+    blocks = max(1, min(_blocks(n * d_out), d_out // _MIN_COLUMNS))  # whole vectors of columns per task
+    for t in prange(blocks):
+        lo, hi = _span(t, blocks, d_out)
+        _column_sums(D, gb, lo, hi)
 
 
 dense_forward, dense_forward_parallel = twins(dense_forward)
