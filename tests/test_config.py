@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numba
-import numpy as np
 import pytest
 
 from fastbp import _config

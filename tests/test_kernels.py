@@ -32,7 +32,7 @@ BACKENDS = list(FORWARD)
 
 
 def tol(dtype):
-    """DESIGN section 7: float64 ~1e-10 relative, float32 ~1e-5 relative."""
+    """Tolerances against the reference: float64 ~1e-10 relative, float32 ~1e-5 relative."""
     if dtype == np.float64:
         return dict(rtol=1e-10, atol=1e-12)
     return dict(rtol=1e-5, atol=1e-6)

@@ -1,7 +1,7 @@
 """Loss rows (``fastbp.kernels.losses``) and optimizer updates (``fastbp.kernels.updates``).
 
 Checked against ``fastbp.reference`` on random data and against values worked
-out by hand from the PyTorch definitions (DESIGN section 4).
+out by hand from the PyTorch definitions.
 """
 
 import math

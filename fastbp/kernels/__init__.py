@@ -1,7 +1,7 @@
 """fastbp's compiled kernels: the public, embeddable API.
 
 The three hot loops of back-propagation are plain ``@njit`` functions that a
-user's own ``@njit`` code can call (DESIGN: inputs first, preallocated outputs
+user's own ``@njit`` code can call (inputs first, preallocated outputs
 last, nothing returned, nothing allocated):
 
 - :func:`dense_forward` ``(X, W, b, act, Z, A)``: ``Z = X @ W + b``, ``A = act(Z)``
