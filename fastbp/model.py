@@ -339,7 +339,7 @@ class MLP:
         Z = self.decision_function(X)
         result = {"loss": loss_value(self.loss, Z, T)}
         if self.loss != "mse":
-            per_row = 1 if self.loss == "softmax_cross_entropy" else T.shape[1]
+            per_row = training.normaliser(self._loss_code, T.shape[1])
             result["accuracy"] = training.correct_count(self.loss, Z, T) / (X.shape[0] * per_row)
         return result
 

@@ -38,17 +38,25 @@ class Optimizer:
         self.v = None
         self.step = np.zeros(1, dtype=np.int64)
 
+    def settings(self):
+        """Every hyperparameter by name, with the values a rule without it implies (no momentum, Adam's betas).
+
+        The keyword arguments of :func:`fastbp.reference.optimizer_step`.
+        """
+        return {"lr": self.lr, "momentum": getattr(self, "momentum", 0.0),
+                "nesterov": getattr(self, "nesterov", False), "weight_decay": self.weight_decay,
+                "betas": getattr(self, "betas", (0.9, 0.999)), "eps": getattr(self, "eps", 1e-8)}
+
     def hyperparameters(self):
         """The float64 array of hyperparameters read by the compiled update."""
+        s = self.settings()
         h = np.zeros(updates.N_HYPER)
-        h[updates.H_LR] = self.lr
-        h[updates.H_WEIGHT_DECAY] = self.weight_decay
-        h[updates.H_MOMENTUM] = getattr(self, "momentum", 0.0)
-        h[updates.H_NESTEROV] = float(getattr(self, "nesterov", False))
-        b1, b2 = getattr(self, "betas", (0.9, 0.999))
-        h[updates.H_BETA1] = b1
-        h[updates.H_BETA2] = b2
-        h[updates.H_EPS] = getattr(self, "eps", 1e-8)
+        h[updates.H_LR] = s["lr"]
+        h[updates.H_WEIGHT_DECAY] = s["weight_decay"]
+        h[updates.H_MOMENTUM] = s["momentum"]
+        h[updates.H_NESTEROV] = float(s["nesterov"])
+        h[updates.H_BETA1], h[updates.H_BETA2] = s["betas"]
+        h[updates.H_EPS] = s["eps"]
         return h
 
     def bind(self, n_params, dtype):

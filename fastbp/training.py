@@ -120,18 +120,12 @@ class NumpyTrainer:
             correct += correct_count(self.loss, Zs[-1], Tb)
             total += loss * len(idx) * norm
             seen += len(idx)
-            reference.optimizer_step(opt.name, Ws + bs, gWs + gbs, state, **_reference_hyper(opt))
+            reference.optimizer_step(opt.name, Ws + bs, gWs + gbs, state, **opt.settings())
         opt.step[0] = state["step"]
         diverged = seen < X.shape[0]
         if not seen:
             return float("nan"), float("nan"), diverged
         return total / (seen * norm), correct / (seen * norm), diverged
-
-
-def _reference_hyper(opt):
-    return dict(lr=opt.lr, momentum=getattr(opt, "momentum", 0.0), nesterov=getattr(opt, "nesterov", False),
-                weight_decay=opt.weight_decay, betas=getattr(opt, "betas", (0.9, 0.999)),
-                eps=getattr(opt, "eps", 1e-8))
 
 
 def correct_count(loss, Z, T):

@@ -25,7 +25,7 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, twins
-from .cpu import backprop_delta, dense_forward, weight_gradient
+from .cpu import _span, backprop_delta, dense_forward, weight_gradient
 from .losses import MSE, BINARY_CROSS_ENTROPY, count_correct_row, loss_row
 from .updates import update
 
@@ -173,7 +173,6 @@ def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, 
     k = T.shape[1]
     chunks = gbuf.shape[0]
     n_params = theta.shape[0]
-    span = (n_params + chunks - 1) // chunks
     for j in range(N_STATS):
         stats[j] = 0.0
     in_order = True
@@ -184,10 +183,8 @@ def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, 
     for start in range(0, n, batch_size):
         nb = min(batch_size, n - start)
         scale = theta.dtype.type(1.0 / loss_scale(loss, nb, k))
-        rows_per_chunk = (nb + chunks - 1) // chunks
         for c in prange(chunks):
-            lo = min(c * rows_per_chunk, nb)
-            hi = min(lo + rows_per_chunk, nb)
+            lo, hi = _span(c, chunks, nb)
             if hi > lo:
                 if in_order:  # rows are already consecutive: use views, copy nothing
                     xv = X[start + lo:start + hi]
@@ -215,8 +212,7 @@ def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, 
         step[0] += 1
         t = step[0]
         for s in prange(chunks):
-            lo = min(s * span, n_params)
-            hi = min(lo + span, n_params)
+            lo, hi = _span(s, chunks, n_params)
             total = gbuf[0, lo:hi]
             for c in range(1, chunks):
                 part = gbuf[c, lo:hi]
