@@ -1,10 +1,13 @@
 """The multilayer perceptron: construction, training, prediction, saving."""
 
 import json
+import lzma
 import numbers
+import struct
 import time
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -21,6 +24,9 @@ _FORMAT = "fastbp-mlp"
 _FORMAT_VERSION = 1
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _PREDICT_BLOCK = 1024
+_MAX_HEADER_BYTES = 1 << 20  # the JSON header of a saved model is a few hundred bytes
+_LOAD_ERRORS = (OSError, EOFError, KeyError, TypeError, ValueError, OverflowError, RecursionError,
+                NotImplementedError, struct.error, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 
 
 class DivergedError(FloatingPointError):
@@ -365,33 +371,23 @@ class MLP:
     def load(cls, path):
         """Read a model written by :meth:`save`. Never unpickles.
 
+        The file must be a zip holding exactly ``header.npy`` (the JSON header
+        as bytes) and ``theta.npy`` (the flat parameters). The header is read
+        and checked first, so a header that claims an enormous network is
+        refused before anything of that size is allocated.
+
         Raises
         ------
         ValueError
             When the file is not a complete, well-formed fastbp model.
+        FileNotFoundError
+            When ``path`` does not exist.
         """
         try:
-            with np.load(path, allow_pickle=False) as data:
-                if set(data.files) != {"header", "theta"}:
-                    raise ValueError(f"expected arrays 'header' and 'theta', found {sorted(data.files)}")
-                blob, theta = data["header"], data["theta"]
-            if blob.dtype != np.uint8 or blob.ndim != 1:
-                raise ValueError("the header is not a byte string")
-            header = json.loads(blob.tobytes().decode("utf-8"))
-            if not isinstance(header, dict) or header.get("format") != _FORMAT:
-                raise ValueError("the header does not describe a fastbp MLP")
-            if header.get("version") != _FORMAT_VERSION:
-                raise ValueError(f"unsupported format version {header.get('version')!r}")
-            if header.get("dtype") not in _DTYPES:
-                raise ValueError(f"unsupported dtype {header.get('dtype')!r}")
+            header, theta = _read_model_file(path)
             model = cls(header["layers"], activation=header["activation"], loss=header["loss"],
                         dtype=_DTYPES[header["dtype"]], seed=header.get("seed"), init=header.get("init", "auto"))
-            if theta.dtype != model.dtype or theta.shape != model.theta.shape:
-                raise ValueError(f"parameters must be {model.theta.shape} {model.dtype.name}, "
-                                 f"got {theta.shape} {theta.dtype}")
-            if not np.all(np.isfinite(theta)):
-                raise ValueError("the parameters contain NaN or Inf")
-        except (OSError, EOFError, KeyError, TypeError, ValueError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+        except _LOAD_ERRORS as exc:
             if isinstance(exc, FileNotFoundError):
                 raise
             raise ValueError(f"{path!s} is not a valid fastbp model file: {exc}") from None
@@ -440,6 +436,58 @@ def _check_dtype(dtype):
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dt}")
     return dt
+
+
+def _read_model_file(path):
+    """The checked header dict and parameter vector of a saved model; errors for anything else."""
+    with zipfile.ZipFile(path) as archive:
+        names = sorted(archive.namelist())
+        if names != ["header.npy", "theta.npy"]:
+            raise ValueError(f"expected arrays 'header' and 'theta', found {names}")
+        blob = _read_npy_member(archive, "header.npy", np.dtype(np.uint8), max_items=_MAX_HEADER_BYTES)
+        try:
+            header = json.loads(blob.tobytes().decode("utf-8"))
+        except RecursionError:
+            raise ValueError("the header is nested too deeply to be a fastbp header") from None
+        if not isinstance(header, dict) or header.get("format") != _FORMAT:
+            raise ValueError("the header does not describe a fastbp MLP")
+        if header.get("version") != _FORMAT_VERSION:
+            raise ValueError(f"unsupported format version {header.get('version')!r}")
+        dtype = header.get("dtype")
+        if not isinstance(dtype, str) or dtype not in _DTYPES:
+            raise ValueError(f"unsupported dtype {dtype!r}")
+        for key in ("layers", "activation", "loss"):
+            if key not in header:
+                raise ValueError(f"the header has no {key!r}")
+        sizes = _check_layers(header["layers"])
+        n_params = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
+        theta = _read_npy_member(archive, "theta.npy", np.dtype(_DTYPES[dtype]), shape=(n_params,))
+    if not np.all(np.isfinite(theta)):
+        raise ValueError("the parameters contain NaN or Inf")
+    return header, theta
+
+
+def _read_npy_member(archive, name, dtype, shape=None, max_items=None):
+    """A 1-D ``.npy`` member of ``dtype``: its header is checked before any data is read or allocated."""
+    with archive.open(name) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            got_shape, _, got_dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            got_shape, _, got_dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"{name}: unsupported .npy version {version}")
+        if got_dtype != dtype:
+            raise ValueError(f"{name}: expected dtype {dtype}, got {got_dtype}")
+        if len(got_shape) != 1 or (shape is not None and got_shape != shape):
+            raise ValueError(f"{name}: expected shape {shape or '(n,)'}, got {got_shape}")
+        if max_items is not None and got_shape[0] > max_items:
+            raise ValueError(f"{name}: {got_shape[0]} items is more than the {max_items} allowed")
+        nbytes = got_shape[0] * dtype.itemsize
+        data = f.read(nbytes + 1)  # reading to the end makes zipfile check the CRC
+    if len(data) != nbytes:
+        raise ValueError(f"{name}: expected {nbytes} bytes of data, got {'more' if len(data) > nbytes else len(data)}")
+    return np.frombuffer(data, dtype=dtype).copy()
 
 
 def _progress_line(ep, epochs, logs):
