@@ -92,3 +92,29 @@ def as_targets(y, n, k, loss, dtype, what=""):
         raise ValueError(f"softmax_cross_entropy targets must be non-negative (one-hot or probabilities), "
                          f"got a minimum of {T.min()}")
     return T
+
+
+def as_sample_weight(sample_weight, n, dtype):
+    """Sample weights as a C-contiguous ``(n,)`` array of ``dtype``: finite, non-negative, not all zero.
+
+    ``None`` stays ``None`` (every sample weighs 1).
+    """
+    if sample_weight is None:
+        return None
+    w = _as_float_array(sample_weight, "sample_weight", dtype)
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},), one weight per sample, got shape {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("sample_weight contains NaN or Inf")
+    if w.min() < 0:
+        raise ValueError(f"sample_weight must be non-negative, got a minimum of {w.min()}")
+    if not w.any():
+        raise ValueError("sample_weight is zero for every sample: there is nothing to learn from")
+    return w
+
+
+def as_penalty(name, value):
+    """``value`` as a finite float >= 0, or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < float("inf"):
+        raise ValueError(f"{name} must be a finite real number >= 0, got {value!r}")
+    return float(value)

@@ -3,9 +3,10 @@
 import numpy as np
 
 from .params import unflatten
+from .reference import l2_penalty, loss_value
 
 
-def gradcheck(model, X, y, eps=1e-5, max_params=None, seed=0):
+def gradcheck(model, X, y, eps=1e-5, max_params=None, seed=0, sample_weight=None, l2=0.0):
     """Maximum relative error between ``loss_and_grad`` and central differences.
 
     The check runs in float64 on a copy of the model (a float32 model is
@@ -34,6 +35,9 @@ def gradcheck(model, X, y, eps=1e-5, max_params=None, seed=0):
         Check a random subset of this many parameters (all by default).
     seed : int, default 0
         Seeds the choice of the subset.
+    sample_weight, l2 : optional
+        Check the gradient of the weighted, penalised loss that
+        :meth:`MLP.fit` minimises with these arguments.
 
     Returns
     -------
@@ -55,7 +59,14 @@ def gradcheck(model, X, y, eps=1e-5, max_params=None, seed=0):
     probe = MLP(model.layers, activation=model.activations, loss=model.loss, dtype=np.float64)
     probe.theta[...] = model.theta
     X, T = probe._check_data(X, y)
-    _, gWs, gbs = probe.loss_and_grad(X, T)
+    _, gWs, gbs = probe.loss_and_grad(X, T, sample_weight=sample_weight, l2=l2)
+    sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    weight_sum = X.shape[0] if sw is None else float(sw.sum())
+
+    def objective():
+        return (loss_value(probe.loss, probe.decision_function(X), T, sw)
+                + l2_penalty(probe.get_weights()[0], l2, weight_sum))
+
     analytic = np.empty(probe.n_params)
     for view, g in zip(sum(unflatten(analytic, probe.layers), []), gWs + gbs):
         view[...] = g
@@ -68,9 +79,9 @@ def gradcheck(model, X, y, eps=1e-5, max_params=None, seed=0):
     for i in indices:
         saved = theta[i]
         theta[i] = saved + eps
-        up = probe._metrics(X, T)["loss"]
+        up = objective()
         theta[i] = saved - eps
-        down = probe._metrics(X, T)["loss"]
+        down = objective()
         theta[i] = saved
         numeric = (up - down) / (2 * eps)
         error = abs(analytic[i] - numeric) / max(abs(analytic[i]), abs(numeric), floor)

@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 
 from . import training
-from ._validation import as_features, as_positive_int, as_targets
+from ._validation import as_features, as_penalty, as_positive_int, as_sample_weight, as_targets
 from .kernels import epoch
 from .kernels.activations import ACTIVATIONS, IDENTITY
 from .kernels.losses import LOSSES
@@ -146,7 +146,7 @@ class MLP:
     # ---------------------------------------------------------------- training
     def fit(self, X, y, epochs=1, batch_size=32, optimizer=None, shuffle=True, validation_data=None,
             backend="auto", verbose=False, callbacks=None, patience=None, min_delta=0.0,
-            restore_best_weights=True):
+            restore_best_weights=True, sample_weight=None, l2=0.0):
         """Train on ``X, y`` by minibatch gradient descent, continuing from the current weights.
 
         Parameters
@@ -183,11 +183,21 @@ class MLP:
         min_delta : float, default 0
         restore_best_weights : bool, default True
             With early stopping, end with the weights of the best epoch.
+        sample_weight : array_like, shape (n,), optional
+            Non-negative weight of each sample. Each minibatch's loss becomes
+            the weighted mean ``sum_i w_i J_i / sum_i w_i`` (a minibatch whose
+            weights are all zero is skipped). The accuracy in the history is
+            not weighted.
+        l2 : float, default 0
+            L2 penalty on the weights (not the biases): each minibatch's loss
+            gains ``l2 / 2 * sum(W**2) / sum_i w_i``, the sum of its sample
+            weights (its size when unweighted). This is scikit-learn's ``alpha``;
+            the optimizers' ``weight_decay`` is the PyTorch-style alternative.
 
         Returns
         -------
         dict
-            ``"loss"`` (mean training loss per epoch), ``"accuracy"`` for
+            ``"loss"`` (mean training loss per epoch, with the ``l2`` penalty), ``"accuracy"`` for
             classification, ``"val_loss"``/``"val_accuracy"`` with validation
             data, ``"samples_per_second"``, and ``"backend"`` (the resolved name).
 
@@ -198,6 +208,8 @@ class MLP:
             model keeps the weights from before the diverging epoch.
         """
         X, T = self._check_data(X, y)
+        sw = as_sample_weight(sample_weight, X.shape[0], self.dtype)
+        l2 = as_penalty("l2", l2)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -222,7 +234,7 @@ class MLP:
         self.optimizer = opt
         resolved = training.choose_backend(backend, self.layers, batch_size)
         trainer = training.make_trainer(resolved, self.layers, self._act_codes, self._loss_code, self.theta, opt,
-                                        batch_size)
+                                        batch_size, l2)
         classify = self.loss != "mse"
         history = {"loss": [], "samples_per_second": [], "backend": resolved}
         if classify:
@@ -238,7 +250,7 @@ class MLP:
             order = self._rng.permutation(n) if shuffle else np.arange(n)
             theta_before, state_before = self.theta.copy(), opt.state_copy()
             t0 = time.perf_counter()
-            loss, acc, diverged = trainer.run_epoch(X, T, order)
+            loss, acc, diverged = trainer.run_epoch(X, T, order, sw)
             seconds = time.perf_counter() - t0
             if diverged or not np.all(np.isfinite(self.theta)):
                 self.theta[...] = theta_before
@@ -275,7 +287,8 @@ class MLP:
             opt.restore_state(best_state)
         return history
 
-    def partial_fit(self, X, y, batch_size=32, optimizer=None, shuffle=True, backend="auto"):
+    def partial_fit(self, X, y, batch_size=32, optimizer=None, shuffle=True, backend="auto", sample_weight=None,
+                    l2=0.0):
         """One pass over ``X, y`` (one epoch); see :meth:`fit` for the parameters.
 
         Returns
@@ -284,10 +297,13 @@ class MLP:
             The history of that single epoch.
         """
         return self.fit(X, y, epochs=1, batch_size=batch_size, optimizer=optimizer, shuffle=shuffle,
-                        backend=backend)
+                        backend=backend, sample_weight=sample_weight, l2=l2)
 
-    def loss_and_grad(self, X, y):
+    def loss_and_grad(self, X, y, sample_weight=None, l2=0.0):
         """Mean loss over ``X, y`` and its exact gradients; nothing is updated.
+
+        ``sample_weight`` and ``l2`` define the loss as in :meth:`fit`, with
+        all of ``X`` as one minibatch.
 
         Returns
         -------
@@ -296,12 +312,15 @@ class MLP:
             Gradients in the layout of :meth:`get_weights`.
         """
         X, T = self._check_data(X, y)
+        sw = as_sample_weight(sample_weight, X.shape[0], self.dtype)
+        l2 = as_penalty("l2", l2)
         rows = X.shape[0]
         width = workspace_width(self.layers, rows)
         bufs = [np.empty(width, dtype=self.dtype) for _ in range(3)]
         grad = np.empty_like(self.theta)
         table = layer_table(self.layers, self._act_codes, rows)
-        loss, _ = epoch.loss_and_grad(X, T, self.theta, table, self._loss_code, *bufs, grad)
+        sw = np.zeros(0, dtype=self.dtype) if sw is None else sw
+        loss, _ = epoch.loss_and_grad(X, T, sw, self.theta, table, self._loss_code, l2, *bufs, grad)
         gWs, gbs = unflatten(grad, self.layers)
         return float(loss), gWs, gbs
 

@@ -91,45 +91,79 @@ def sigmoid(Z):
     return activation("sigmoid", Z)
 
 
-def loss_value(loss, Z, T):
-    """Mean loss of the output pre-activations ``Z`` against target rows ``T`` (PyTorch's definitions)."""
+def _weights(n, sw):
+    """Sample weights as a float64 column (ones when ``sw`` is None) and their sum."""
+    w = np.ones(n) if sw is None else np.asarray(sw, dtype=np.float64)
+    return w[:, None], float(w.sum())
+
+
+def loss_value(loss, Z, T, sw=None):
+    """Mean loss of the output pre-activations ``Z`` against target rows ``T`` (PyTorch's definitions).
+
+    With sample weights ``sw`` (shape ``(n,)``), the weighted mean
+    ``sum_i w_i J_i / sum_i w_i`` of the per-sample losses.
+    """
     Z = np.asarray(Z, dtype=np.float64)
     T = np.asarray(T, dtype=np.float64)
+    w, wsum = _weights(Z.shape[0], sw)
+    k = 1
     if loss == "mse":
-        return float(np.mean((Z - T) ** 2))
-    if loss == "binary_cross_entropy":
-        return float(np.mean(np.maximum(Z, 0) - Z * T + np.log1p(np.exp(-np.abs(Z)))))
-    if loss == "softmax_cross_entropy":
-        return float(np.mean(logsumexp(Z) * T.sum(axis=1) - (T * Z).sum(axis=1)))
-    raise ValueError(f"unknown loss {loss!r}")
+        per_element = (Z - T) ** 2
+        k = Z.shape[1]
+    elif loss == "binary_cross_entropy":
+        per_element = np.maximum(Z, 0) - Z * T + np.log1p(np.exp(-np.abs(Z)))
+        k = Z.shape[1]
+    elif loss == "softmax_cross_entropy":
+        per_element = (logsumexp(Z) * T.sum(axis=1) - (T * Z).sum(axis=1))[:, None]
+    else:
+        raise ValueError(f"unknown loss {loss!r}")
+    return float(np.sum(w * per_element) / (wsum * k))
 
 
-def output_delta(loss, Z, T):
-    """``dJ/dZ`` of the mean loss, for the output pre-activations ``Z``."""
+def output_delta(loss, Z, T, sw=None):
+    """``dJ/dZ`` of the (weighted) mean loss, for the output pre-activations ``Z``."""
     n, k = Z.shape
+    w, wsum = _weights(n, sw)
+    w = w.astype(Z.dtype)
     if loss == "mse":
-        return 2 * (Z - T) / Z.dtype.type(n * k)
+        return 2 * (Z - T) * w / Z.dtype.type(wsum * k)
     if loss == "binary_cross_entropy":
-        return (sigmoid(Z) - T) / Z.dtype.type(n * k)
+        return (sigmoid(Z) - T) * w / Z.dtype.type(wsum * k)
     if loss == "softmax_cross_entropy":
-        return (softmax(Z) * T.sum(axis=1, keepdims=True) - T) / Z.dtype.type(n)
+        return (softmax(Z) * T.sum(axis=1, keepdims=True) - T) * w / Z.dtype.type(wsum)
     raise ValueError(f"unknown loss {loss!r}")
 
 
-def loss_and_grad(X, T, Ws, bs, activations, loss):
-    """Mean loss and its gradients ``(loss, gWs, gbs)`` by back-propagation."""
+def l2_penalty(Ws, l2, weight_sum):
+    """The weight penalty ``l2 / 2 * sum(W**2) / weight_sum`` (biases are not penalised)."""
+    return 0.5 * l2 * sum(float(np.sum(np.asarray(W, dtype=np.float64) ** 2)) for W in Ws) / weight_sum
+
+
+def loss_and_grad(X, T, Ws, bs, activations, loss, sw=None, l2=0.0):
+    """Mean loss and its gradients ``(loss, gWs, gbs)`` by back-propagation.
+
+    ``sw`` are optional sample weights and ``l2`` the weight penalty (see :func:`backward`).
+    """
     Zs, As = forward(X, Ws, bs, activations)
-    gWs, gbs = backward(X, T, Ws, Zs, As, activations, loss)
-    return loss_value(loss, Zs[-1], T), gWs, gbs
+    gWs, gbs = backward(X, T, Ws, Zs, As, activations, loss, sw, l2)
+    _, wsum = _weights(X.shape[0], sw)
+    return loss_value(loss, Zs[-1], T, sw) + l2_penalty(Ws, l2, wsum), gWs, gbs
 
 
-def backward(X, T, Ws, Zs, As, activations, loss):
-    """Gradients ``(gWs, gbs)`` of the mean loss, given the forward pass ``Zs, As``."""
-    D = output_delta(loss, Zs[-1], T)
+def backward(X, T, Ws, Zs, As, activations, loss, sw=None, l2=0.0):
+    """Gradients ``(gWs, gbs)`` of the mean loss, given the forward pass ``Zs, As``.
+
+    With sample weights ``sw`` the loss is their weighted mean; ``l2`` adds
+    :func:`l2_penalty`, so ``l2 * W / sum(sw)`` to each weight gradient.
+    """
+    D = output_delta(loss, Zs[-1], T, sw)
+    _, wsum = _weights(X.shape[0], sw)
     gWs, gbs = [None] * len(Ws), [None] * len(Ws)
     for l in range(len(Ws) - 1, -1, -1):
         A_prev = X if l == 0 else As[l - 1]
         gWs[l] = A_prev.T @ D
+        if l2:
+            gWs[l] += Ws[l].dtype.type(l2 / wsum) * Ws[l]
         gbs[l] = D.sum(axis=0)
         if l > 0:
             D = (D @ Ws[l].T) * activation_derivative(activations[l - 1], Zs[l - 1])

@@ -1,7 +1,8 @@
 """Backends: run epochs of minibatch training on a flat parameter vector.
 
 A trainer is made once per ``fit`` call; it owns the workspaces, allocated
-once, and runs whole epochs:
+once, and runs whole epochs (``run_epoch(X, T, order, sw=None)``, with
+optional sample weights ``sw``; the ``l2`` weight penalty is fixed per trainer):
 
 - ``"cpu"``: one compiled call per epoch (``kernels.epoch.train_epoch``).
 - ``"parallel"``: the same, each minibatch split across threads
@@ -46,7 +47,7 @@ def normaliser(loss_code, k):
 class CompiledTrainer:
     """Runs epochs with the compiled driver, serial or parallel."""
 
-    def __init__(self, sizes, act_codes, loss_code, theta, optimizer, batch_size, parallel):
+    def __init__(self, sizes, act_codes, loss_code, theta, optimizer, batch_size, parallel, l2=0.0):
         if parallel:
             _config.configure_threading()
             chunks = numba.get_num_threads()
@@ -61,10 +62,13 @@ class CompiledTrainer:
         self.loss_code = loss_code
         self.batch_size = batch_size
         self.optimizer = optimizer
+        self.l2 = float(l2)
         self.k = sizes[-1]
         self.layers = layer_table(sizes, act_codes, rows)
         self.xbuf = np.zeros((chunks, rows * sizes[0]), dtype=dtype)
         self.tbuf = np.zeros((chunks, rows * sizes[-1]), dtype=dtype)
+        self.swbuf = np.zeros((chunks, rows), dtype=dtype)
+        self.no_weights = np.zeros(0, dtype=dtype)
         self.zbuf = np.zeros((chunks, width), dtype=dtype)
         self.abuf = np.zeros((chunks, width), dtype=dtype)
         self.dbuf = np.zeros((chunks, width), dtype=dtype)
@@ -73,16 +77,22 @@ class CompiledTrainer:
         self.stats = np.zeros(epoch.N_STATS)
         self.hyper = optimizer.hyperparameters()
 
-    def run_epoch(self, X, T, order):
-        """One epoch over ``X[order]``; returns ``(mean_loss, correct_fraction, diverged)``."""
+    def run_epoch(self, X, T, order, sw=None):
+        """One epoch over ``X[order]``; returns ``(mean_loss, correct_fraction, diverged)``.
+
+        ``sw`` are optional sample weights (model dtype, shape ``(n,)``); the
+        loss is then their weighted mean. The accuracy is never weighted.
+        """
         opt = self.optimizer
+        sw = self.no_weights if sw is None else sw
         with _config.blas_threads(1):  # one BLAS thread per fastbp thread: no oversubscription
-            self._run(X, T, order, self.batch_size, self.theta, self.layers, self.loss_code, self.xbuf, self.tbuf,
-                      self.zbuf, self.abuf, self.dbuf, self.gbuf, self.chunk_out, opt.code, self.hyper, opt.m,
-                      opt.v, opt.step, self.stats)
+            self._run(X, T, sw, order, self.batch_size, self.theta, self.layers, self.loss_code, self.l2, self.xbuf,
+                      self.tbuf, self.swbuf, self.zbuf, self.abuf, self.dbuf, self.gbuf, self.chunk_out, opt.code,
+                      self.hyper, opt.m, opt.v, opt.step, self.stats)
         seen = self.stats[epoch.S_SEEN]
+        weight = self.stats[epoch.S_WEIGHT]
         norm = normaliser(self.loss_code, self.k)
-        mean = self.stats[epoch.S_LOSS] / (seen * norm) if seen else float("nan")
+        mean = self.stats[epoch.S_LOSS] / (weight * norm) if weight else float("nan")
         acc = self.stats[epoch.S_CORRECT] / (seen * norm) if seen else float("nan")
         return mean, acc, bool(self.stats[epoch.S_DIVERGED])
 
@@ -90,8 +100,9 @@ class CompiledTrainer:
 class NumpyTrainer:
     """Runs epochs with the plain-NumPy reference, one minibatch per Python iteration."""
 
-    def __init__(self, sizes, act_codes, loss_code, theta, optimizer, batch_size):
+    def __init__(self, sizes, act_codes, loss_code, theta, optimizer, batch_size, l2=0.0):
         self.sizes = sizes
+        self.l2 = float(l2)
         self.activations = [ACTIVATION_NAMES[c] for c in act_codes[:-1]]
         self.loss = {code: name for name, code in LOSSES.items()}[loss_code]
         self.loss_code = loss_code
@@ -99,7 +110,7 @@ class NumpyTrainer:
         self.optimizer = optimizer
         self.batch_size = batch_size
 
-    def run_epoch(self, X, T, order):
+    def run_epoch(self, X, T, order, sw=None):
         """One epoch over ``X[order]``; returns ``(mean_loss, correct_fraction, diverged)``."""
         opt = self.optimizer
         Ws, bs = unflatten(self.theta, self.sizes)
@@ -108,24 +119,30 @@ class NumpyTrainer:
         state = {"step": int(opt.step[0]), "m": mWs + mbs, "v": vWs + vbs}
         k = self.sizes[-1]
         norm = normaliser(self.loss_code, k)
-        total, correct, seen = 0.0, 0.0, 0
+        total, correct, seen, weight = 0.0, 0.0, 0, 0.0
         for start in range(0, X.shape[0], self.batch_size):
             idx = order[start:start + self.batch_size]
             Xb, Tb = X[idx], T[idx]
+            swb = None if sw is None else sw[idx]
+            wsum = float(len(idx)) if swb is None else float(np.sum(swb, dtype=np.float64))
+            if wsum == 0:  # a minibatch of zero weights: no step
+                seen += len(idx)
+                continue
             Zs, As = reference.forward(Xb, Ws, bs, self.activations)
-            loss = reference.loss_value(self.loss, Zs[-1], Tb)
+            loss = reference.loss_value(self.loss, Zs[-1], Tb, swb) + reference.l2_penalty(Ws, self.l2, wsum)
             if not np.isfinite(loss):
                 break
-            gWs, gbs = reference.backward(Xb, Tb, Ws, Zs, As, self.activations, self.loss)
+            gWs, gbs = reference.backward(Xb, Tb, Ws, Zs, As, self.activations, self.loss, swb, self.l2)
             correct += correct_count(self.loss, Zs[-1], Tb)
-            total += loss * len(idx) * norm
+            total += loss * wsum * norm
             seen += len(idx)
+            weight += wsum
             reference.optimizer_step(opt.name, Ws + bs, gWs + gbs, state, **opt.settings())
         opt.step[0] = state["step"]
         diverged = seen < X.shape[0]
-        if not seen:
+        if not weight:
             return float("nan"), float("nan"), diverged
-        return total / (seen * norm), correct / (seen * norm), diverged
+        return total / (weight * norm), correct / (seen * norm), diverged
 
 
 def correct_count(loss, Z, T):
@@ -141,8 +158,12 @@ def correct_count(loss, Z, T):
     return 0.0
 
 
-def make_trainer(backend, sizes, act_codes, loss_code, theta, optimizer, batch_size):
-    """The trainer for a resolved backend name (``"numpy"``, ``"cpu"`` or ``"parallel"``)."""
+def make_trainer(backend, sizes, act_codes, loss_code, theta, optimizer, batch_size, l2=0.0):
+    """The trainer for a resolved backend name (``"numpy"``, ``"cpu"`` or ``"parallel"``).
+
+    ``l2`` is the penalty on the weights (see ``fastbp.kernels.epoch``).
+    """
     if backend == "numpy":
-        return NumpyTrainer(sizes, act_codes, loss_code, theta, optimizer, batch_size)
-    return CompiledTrainer(sizes, act_codes, loss_code, theta, optimizer, batch_size, parallel=backend == "parallel")
+        return NumpyTrainer(sizes, act_codes, loss_code, theta, optimizer, batch_size, l2)
+    return CompiledTrainer(sizes, act_codes, loss_code, theta, optimizer, batch_size, parallel=backend == "parallel",
+                           l2=l2)

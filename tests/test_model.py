@@ -394,8 +394,8 @@ def test_gradcheck_detects_a_wrong_gradient(monkeypatch, loss):
     assert fastbp.gradcheck(model, X, y, eps=1e-5) < 1e-6
     original = fastbp.model.MLP.loss_and_grad
 
-    def scaled(self, X, y):
-        value, gWs, gbs = original(self, X, y)
+    def scaled(self, X, y, **kwargs):
+        value, gWs, gbs = original(self, X, y, **kwargs)
         return value, [1.5 * g for g in gWs], [1.5 * g for g in gbs]
 
     monkeypatch.setattr(fastbp.model.MLP, "loss_and_grad", scaled)

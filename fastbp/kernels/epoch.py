@@ -9,8 +9,17 @@ offset ``WS_OFF`` of its block in the per-chunk workspaces.
 Workspaces are flat 2-D arrays with one row per chunk (thread): ``zbuf``,
 ``abuf`` and ``dbuf`` of width ``rows_max * sum(d_out)`` hold the
 pre-activations, activations and deltas of every layer; ``xbuf`` and ``tbuf``
-hold the gathered input and target rows; ``gbuf`` of shape ``(chunks, P)``
-holds each chunk's gradient. Nothing is allocated per minibatch.
+hold the gathered input and target rows, ``swbuf`` their sample weights;
+``gbuf`` of shape ``(chunks, P)`` holds each chunk's gradient. Nothing is
+allocated per minibatch.
+
+Sample weights ``sw`` (one per sample, or an empty array for none) make a
+minibatch's loss the weighted mean ``sum_i w_i J_i / sum_i w_i``: each row's
+output delta is multiplied by its weight and the mean divides by the
+minibatch's weight sum instead of its row count. An ``l2`` penalty adds
+``l2 / 2 * sum(W**2) / sum_i w_i`` to each minibatch's loss (weights only,
+not biases; scikit-learn's ``alpha``), so ``l2 * W / sum_i w_i`` to the
+weight gradients.
 
 ``train_epoch`` splits every minibatch into ``chunks`` contiguous row ranges.
 Each chunk runs forward, loss, deltas and gradients on its own workspaces;
@@ -42,7 +51,8 @@ S_LOSS = 0      # sum over rows of the unscaled loss
 S_CORRECT = 1   # correct predictions (see losses.count_correct_row)
 S_SEEN = 2      # samples processed before stopping
 S_DIVERGED = 3  # 1.0 when a minibatch loss was not finite (no step taken for it)
-N_STATS = 4
+S_WEIGHT = 4    # sum of the sample weights seen (the sample count when unweighted)
+N_STATS = 5
 
 
 @jit(inline="always")
@@ -71,7 +81,10 @@ def workspace_view(buf, layers, l, rows):
 
 @jit(inline="always")
 def loss_scale(loss, rows, k):
-    """Mean-reduction divisor: ``rows`` for softmax cross-entropy, ``rows * k`` otherwise."""
+    """Mean-reduction divisor: ``rows`` for softmax cross-entropy, ``rows * k`` otherwise.
+
+    ``rows`` is the minibatch's weight sum when samples are weighted.
+    """
     if loss == MSE or loss == BINARY_CROSS_ENTROPY:
         return rows * k
     return rows
@@ -92,11 +105,13 @@ def forward_chunk(xv, theta, layers, z, a):
 
 
 @jit(inline="always")
-def chunk_loss_and_grad(xv, tv, theta, layers, loss, scale, z, a, d, grad, out):
+def chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, z, a, d, grad, out):
     """Forward and backward pass of one chunk of rows.
 
     Writes the chunk's gradient (already scaled by ``scale``, the minibatch's
-    mean-reduction factor) into ``grad`` and ``[loss_sum, correct]`` into ``out``.
+    mean-reduction factor) into ``grad`` and ``[loss_sum, correct]`` into
+    ``out``. ``wv`` holds the rows' sample weights, or is empty for none; the
+    loss sum is then weighted too.
     """
     rows = xv.shape[0]
     n_layers = layers.shape[0]
@@ -105,8 +120,12 @@ def chunk_loss_and_grad(xv, tv, theta, layers, loss, scale, z, a, d, grad, out):
     do = workspace_view(d, layers, last, rows)
     total = 0.0
     correct = 0
+    weighted = wv.shape[0] > 0
+    w = theta.dtype.type(1.0)
     for i in range(rows):
-        total += loss_row(zo[i], tv[i], loss, scale, do[i])
+        if weighted:
+            w = wv[i]
+        total += float(w) * loss_row(zo[i], tv[i], loss, scale * w, do[i])
         correct += count_correct_row(zo[i], tv[i], loss)
     out[0] = total
     out[1] = correct
@@ -133,8 +152,34 @@ def gather_rows(src, order, lo, hi, buf):
     return view
 
 
-def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, abuf, dbuf, gbuf, chunk_out,
-                optimizer, hyper, m, v, step, stats):
+@jit(inline="always")
+def gather_values(src, order, lo, hi, buf):
+    """Copy ``src[order[lo:hi]]`` into the front of ``buf`` and return that view; empty ``src`` stays empty."""
+    if src.shape[0] == 0:
+        return src
+    view = buf[:hi - lo]
+    for r in range(hi - lo):
+        view[r] = src[order[lo + r]]
+    return view
+
+
+@jit
+def add_l2(theta, layers, l2_scaled, grad):
+    """``grad += l2_scaled * W`` for every layer's weights (not biases); returns ``sum(W**2)`` in float64."""
+    squares = 0.0
+    for l in range(layers.shape[0]):
+        off = layers[l, W_OFF]
+        size = layers[l, D_IN] * layers[l, D_OUT]
+        w = theta[off:off + size]
+        g = grad[off:off + size]
+        for p in range(size):
+            g[p] += l2_scaled * w[p]
+            squares += float(w[p]) * float(w[p])
+    return squares
+
+
+def train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf, swbuf, zbuf, abuf, dbuf, gbuf,
+                chunk_out, optimizer, hyper, m, v, step, stats):
     """Run one epoch of minibatch training in place.
 
     Parameters
@@ -142,6 +187,9 @@ def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, 
     X : ndarray, shape (n, d_in)
     T : ndarray, shape (n, k)
         Targets as rows (one-hot for softmax cross-entropy with labels).
+    sw : ndarray, shape (n,) or (0,)
+        Non-negative sample weights, or an empty array for unweighted
+        training. A minibatch whose weights sum to zero is skipped.
     order : ndarray of int64, shape (n,)
         The order in which samples are visited; minibatches are consecutive
         slices of it and the last one may be partial.
@@ -151,7 +199,9 @@ def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, 
     layers : ndarray of int64, shape (L, N_COLS)
     loss : int
         Loss code.
-    xbuf, tbuf, zbuf, abuf, dbuf : ndarray, shape (chunks, ...)
+    l2 : float
+        L2 penalty on the weights (see the module docstring); 0 for none.
+    xbuf, tbuf, swbuf, zbuf, abuf, dbuf : ndarray, shape (chunks, ...)
         Workspaces (see the module docstring).
     gbuf : ndarray, shape (chunks, P)
         Per-chunk gradients; ``gbuf[0]`` ends up holding the minibatch
@@ -167,7 +217,8 @@ def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, 
     step : ndarray of int64, shape (1,)
         Optimizer step counter, incremented per minibatch.
     stats : ndarray of float64, shape (N_STATS,)
-        Output: loss sum, correct count, samples seen, divergence flag.
+        Output: weighted loss sum (with the penalty), correct count, samples
+        seen, divergence flag, weight sum.
     """
     n = X.shape[0]
     k = T.shape[1]
@@ -180,19 +231,30 @@ def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, 
         if order[i] != i:
             in_order = False
             break
+    weighted = sw.shape[0] > 0
     for start in range(0, n, batch_size):
         nb = min(batch_size, n - start)
-        scale = theta.dtype.type(1.0 / loss_scale(loss, nb, k))
+        wsum = float(nb)
+        if weighted:
+            wsum = 0.0
+            for i in range(start, start + nb):
+                wsum += float(sw[order[i]])
+            if wsum == 0.0:  # nothing to learn from: no step
+                stats[S_SEEN] += nb
+                continue
+        scale = theta.dtype.type(1.0 / loss_scale(loss, wsum, k))
         for c in prange(chunks):
             lo, hi = _span(c, chunks, nb)
             if hi > lo:
                 if in_order:  # rows are already consecutive: use views, copy nothing
                     xv = X[start + lo:start + hi]
                     tv = T[start + lo:start + hi]
+                    wv = sw[start + lo:start + hi] if weighted else sw
                 else:
                     xv = gather_rows(X, order, start + lo, start + hi, xbuf[c])
                     tv = gather_rows(T, order, start + lo, start + hi, tbuf[c])
-                chunk_loss_and_grad(xv, tv, theta, layers, loss, scale, zbuf[c], abuf[c], dbuf[c], gbuf[c],
+                    wv = gather_values(sw, order, start + lo, start + hi, swbuf[c])
+                chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, zbuf[c], abuf[c], dbuf[c], gbuf[c],
                                     chunk_out[c])
             else:
                 gbuf[c, :] = 0
@@ -203,12 +265,16 @@ def train_epoch(X, T, order, batch_size, theta, layers, loss, xbuf, tbuf, zbuf, 
         for c in range(chunks):
             batch_loss += chunk_out[c, 0]
             batch_correct += chunk_out[c, 1]
+        if l2 != 0.0:
+            squares = add_l2(theta, layers, theta.dtype.type(l2 / wsum), gbuf[0])
+            batch_loss += 0.5 * l2 * squares * loss_scale(loss, 1, k)
         if not np.isfinite(batch_loss):
             stats[S_DIVERGED] = 1.0
             return
         stats[S_LOSS] += batch_loss
         stats[S_CORRECT] += batch_correct
         stats[S_SEEN] += nb
+        stats[S_WEIGHT] += wsum
         step[0] += 1
         t = step[0]
         for s in prange(chunks):
@@ -225,17 +291,26 @@ train_epoch, train_epoch_parallel = twins(train_epoch)
 
 
 @jit
-def loss_and_grad(X, T, theta, layers, loss, zbuf, abuf, dbuf, grad):
+def loss_and_grad(X, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, grad):
     """Mean loss of the whole batch ``X, T`` and its gradient, written into ``grad``.
 
-    The workspaces are single rows of width ``n * sum(d_out)``. Returns the
-    mean loss (float64) and the number of correct predictions.
+    ``sw`` holds sample weights (or is empty) and ``l2`` the weight penalty,
+    as in :func:`train_epoch`. The workspaces are single rows of width
+    ``n * sum(d_out)``. Returns the mean loss (float64, with the penalty) and
+    the number of correct predictions.
     """
-    n = X.shape[0]
-    scale = theta.dtype.type(1.0 / loss_scale(loss, n, T.shape[1]))
+    wsum = float(X.shape[0])
+    if sw.shape[0] > 0:
+        wsum = 0.0
+        for i in range(sw.shape[0]):
+            wsum += float(sw[i])
+    divisor = loss_scale(loss, wsum, T.shape[1])
     out = np.zeros(2)
-    chunk_loss_and_grad(X, T, theta, layers, loss, scale, zbuf, abuf, dbuf, grad, out)
-    return out[0] / loss_scale(loss, n, T.shape[1]), out[1]
+    chunk_loss_and_grad(X, T, sw, theta, layers, loss, theta.dtype.type(1.0 / divisor), zbuf, abuf, dbuf, grad, out)
+    total = out[0] / divisor
+    if l2 != 0.0:
+        total += 0.5 * l2 * add_l2(theta, layers, theta.dtype.type(l2 / wsum), grad) / wsum
+    return total, out[1]
 
 
 @jit
