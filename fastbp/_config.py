@@ -23,6 +23,9 @@ FASTBP_THREADING_LAYER
 FASTBP_PARALLEL_MIN_WORK
     Multiply-adds per minibatch above which ``backend="auto"`` chooses the
     parallel backend (default 2,000,000).
+FASTBP_CUDA_TILE, FASTBP_CUDA_THREADS, FASTBP_CUDA_MIN_WORK, FASTBP_CUDA_FASTMATH
+    The CUDA backend's block sizes, its ``backend="auto"`` threshold and its
+    fast-math switch; see the CUDA section at the end of this module.
 """
 
 import contextlib
@@ -293,3 +296,57 @@ def blas_threads(n):
         yield
     finally:
         setter(before)
+
+
+# ----------------------------------------------------------------------------- CUDA
+# Read here like every other setting, so that tests can shrink the blocks through the environment.
+# Nothing in this section imports numba.cuda: fastbp.kernels.cuda does, and only when asked for.
+
+def _positive_int(name, default):
+    raw = os.environ.get(name, str(default)).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {raw!r}")
+    return value
+
+
+#: Edge of the square tiles of the CUDA matrix-product kernels: a block has ``CUDA_TILE ** 2``
+#: threads and two ``CUDA_TILE x CUDA_TILE`` tiles of shared memory (``FASTBP_CUDA_TILE``, default 16).
+CUDA_TILE = _positive_int("FASTBP_CUDA_TILE", 16)
+#: Threads per block of the one-dimensional CUDA kernels (row-wise loss, reductions, optimizer
+#: update, gathers); a power of two, for the tree reductions (``FASTBP_CUDA_THREADS``, default 256).
+CUDA_THREADS = _positive_int("FASTBP_CUDA_THREADS", 256)
+#: Multiply-adds per minibatch from which ``backend="auto"`` uses a CUDA GPU when one is present
+#: (``FASTBP_CUDA_MIN_WORK``, default 50,000,000: a first estimate, not yet measured on a GPU).
+CUDA_MIN_WORK = _positive_int("FASTBP_CUDA_MIN_WORK", 50_000_000)
+#: ``1`` compiles the CUDA kernels with CUDA fast math (flush-to-zero, approximate division and
+#: square root); ``0`` (default) keeps IEEE division and square root, closer to the CPU results.
+CUDA_FASTMATH = _flag("FASTBP_CUDA_FASTMATH", "0")
+
+if CUDA_TILE * CUDA_TILE > 1024:
+    raise ValueError(f"FASTBP_CUDA_TILE must be at most 32 (a block holds at most 1024 threads), got {CUDA_TILE}")
+if CUDA_THREADS > 1024 or CUDA_THREADS & (CUDA_THREADS - 1):
+    raise ValueError(f"FASTBP_CUDA_THREADS must be a power of two up to 1024, got {CUDA_THREADS}")
+
+
+def cuda_jit_options(device=False):
+    """Keyword arguments for ``numba.cuda.jit``: fastbp's CUDA compilation flags.
+
+    Parameters
+    ----------
+    device : bool, default False
+        ``True`` for a device function. Device functions are inlined into
+        their callers at the Numba IR level (``inline="always"``): the shared
+        activation, loss and optimizer math then compiles as part of each
+        kernel, and no separately compiled device function exists.
+
+    Returns
+    -------
+    dict
+    """
+    if device:
+        return {"device": True, "inline": "always"}
+    return {"fastmath": CUDA_FASTMATH}
