@@ -169,8 +169,14 @@ class MLP:
             model's seeded generator. ``False`` takes minibatches in order.
         validation_data : tuple (X_val, y_val), optional
             Evaluated after every epoch.
-        backend : {"auto", "cpu", "parallel", "numpy"}, default "auto"
-            ``auto`` picks ``parallel`` for large minibatches and ``cpu`` otherwise.
+        backend : {"auto", "cpu", "parallel", "numpy", "cuda"}, default "auto"
+            ``auto`` picks ``cuda`` for very large minibatches when a CUDA GPU is
+            present, ``parallel`` for large ones and ``cpu`` otherwise. ``cuda``
+            (``pip install fastbp[cuda]``) keeps data, weights and optimizer state
+            on the GPU; only each epoch's figures come back, plus the weights
+            when validation data, callbacks, early stopping or a divergence need
+            them on the host. Without a usable GPU it raises ``RuntimeError``
+            saying why.
         verbose : bool, default False
             Print one line per epoch: loss, metrics and samples per second.
         callbacks : sequence of callables, optional
@@ -244,17 +250,22 @@ class MLP:
             if classify:
                 history["val_accuracy"] = []
         monitor = "val_loss" if val is not None else "loss"
+        on_device = getattr(trainer, "on_device", False)
         best, best_theta, best_state, waited = np.inf, None, None, 0
         n = X.shape[0]
         for ep in range(epochs):
             order = self._rng.permutation(n) if shuffle else np.arange(n)
-            theta_before, state_before = self.theta.copy(), opt.state_copy()
+            if not on_device:  # a device trainer keeps its own copy and restores it after a divergence
+                theta_before, state_before = self.theta.copy(), opt.state_copy()
             t0 = time.perf_counter()
             loss, acc, diverged = trainer.run_epoch(X, T, order, sw)
             seconds = time.perf_counter() - t0
+            if on_device and (diverged or val is not None or callbacks or patience is not None):
+                trainer.fetch()  # these need the weights on the host
             if diverged or not np.all(np.isfinite(self.theta)):
-                self.theta[...] = theta_before
-                opt.restore_state(state_before)
+                if not on_device:
+                    self.theta[...] = theta_before
+                    opt.restore_state(state_before)
                 message = (f"training diverged in epoch {ep + 1}: the loss became non-finite; the weights from "
                            "before that epoch were kept. Try a smaller learning rate.")
                 if patience is None:
@@ -282,6 +293,8 @@ class MLP:
                     stop = stop or waited >= patience
             if stop:
                 break
+        if on_device:
+            trainer.fetch()
         if best_theta is not None:
             self.theta[...] = best_theta
             opt.restore_state(best_state)

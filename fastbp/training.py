@@ -9,6 +9,9 @@ optional sample weights ``sw``; the ``l2`` weight penalty is fixed per trainer):
   (``train_epoch_parallel``).
 - ``"numpy"``: the plain-NumPy reference (``fastbp.reference``), minibatch by
   minibatch in Python. Slow, but independent of the kernels.
+- ``"cuda"``: the device-resident loop of ``fastbp.kernels.cuda`` on a CUDA
+  GPU. Its parameters live on the device during ``fit``; the host copy is
+  refreshed by ``fetch()`` (a trainer with ``on_device = True`` has one).
 """
 
 import numba
@@ -20,7 +23,7 @@ from .kernels.activations import ACTIVATION_NAMES
 from .kernels.losses import LOSSES, SOFTMAX_CROSS_ENTROPY
 from .params import layer_table, unflatten, workspace_width
 
-BACKENDS = ("auto", "numpy", "cpu", "parallel")
+BACKENDS = ("auto", "numpy", "cpu", "parallel", "cuda")
 
 
 def choose_backend(backend, sizes, batch_size):
@@ -29,11 +32,24 @@ def choose_backend(backend, sizes, batch_size):
     The work of a minibatch is about ``3 * batch_size * n_weights`` multiply-adds
     (forward, deltas, weight gradients). Below ``FASTBP_PARALLEL_MIN_WORK``
     (see ``fastbp._config``) the cost of waking threads outweighs the gain.
+    From ``FASTBP_CUDA_MIN_WORK`` on, a real CUDA GPU is used when one is
+    present (the simulator never counts); below it, numba-cuda is not even
+    imported. ``"cuda"`` asked for explicitly raises a clear error when no GPU
+    can be used.
     """
+    if backend == "cuda":
+        from .kernels import cuda
+
+        cuda.require_device()
     if backend != "auto":
         return backend
     n_weights = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
     work = 3 * batch_size * n_weights
+    if work >= _config.CUDA_MIN_WORK:
+        from .kernels import cuda
+
+        if cuda.real_device_available():
+            return "cuda"
     if numba.get_num_threads() > 1 and work >= _config.PARALLEL_MIN_WORK:
         return "parallel"
     return "cpu"
@@ -89,12 +105,48 @@ class CompiledTrainer:
             self._run(X, T, sw, order, self.batch_size, self.theta, self.layers, self.loss_code, self.l2, self.xbuf,
                       self.tbuf, self.swbuf, self.zbuf, self.abuf, self.dbuf, self.gbuf, self.chunk_out, opt.code,
                       self.hyper, opt.m, opt.v, opt.step, self.stats)
-        seen = self.stats[epoch.S_SEEN]
-        weight = self.stats[epoch.S_WEIGHT]
-        norm = normaliser(self.loss_code, self.k)
-        mean = self.stats[epoch.S_LOSS] / (weight * norm) if weight else float("nan")
-        acc = self.stats[epoch.S_CORRECT] / (seen * norm) if seen else float("nan")
-        return mean, acc, bool(self.stats[epoch.S_DIVERGED])
+        return epoch_figures(self.stats, self.loss_code, self.k)
+
+
+def epoch_figures(stats, loss_code, k):
+    """``(mean_loss, correct_fraction, diverged)`` from an epoch's ``stats`` (``fastbp.kernels.epoch.S_*``)."""
+    seen = stats[epoch.S_SEEN]
+    weight = stats[epoch.S_WEIGHT]
+    norm = normaliser(loss_code, k)
+    mean = stats[epoch.S_LOSS] / (weight * norm) if weight else float("nan")
+    acc = stats[epoch.S_CORRECT] / (seen * norm) if seen else float("nan")
+    return mean, acc, bool(stats[epoch.S_DIVERGED])
+
+
+class CudaTrainer:
+    """Runs epochs on a CUDA GPU (``fastbp.kernels.cuda.DeviceEpochs``).
+
+    Data, parameters, gradient and optimizer state are copied to the device
+    once; each epoch brings back only its statistics. :meth:`fetch` copies the
+    parameters and optimizer state back into the host arrays.
+    """
+
+    on_device = True
+
+    def __init__(self, sizes, act_codes, loss_code, theta, optimizer, batch_size, l2=0.0):
+        from .kernels import cuda
+
+        self.loss_code = loss_code
+        self.k = sizes[-1]
+        self.device = cuda.DeviceEpochs(layer_table(sizes, act_codes, batch_size), loss_code, theta, optimizer.m,
+                                        optimizer.v, optimizer.step, optimizer.code, optimizer.hyperparameters(),
+                                        batch_size, l2)
+
+    def run_epoch(self, X, T, order, sw=None):
+        """One epoch over ``X[order]``; returns ``(mean_loss, correct_fraction, diverged)``.
+
+        After a divergence the device state is back where the epoch began.
+        """
+        return epoch_figures(self.device.run_epoch(X, T, order, sw), self.loss_code, self.k)
+
+    def fetch(self):
+        """Copy the device parameters and optimizer state into the host ``theta`` and optimizer arrays."""
+        self.device.fetch()
 
 
 class NumpyTrainer:
@@ -159,11 +211,13 @@ def correct_count(loss, Z, T):
 
 
 def make_trainer(backend, sizes, act_codes, loss_code, theta, optimizer, batch_size, l2=0.0):
-    """The trainer for a resolved backend name (``"numpy"``, ``"cpu"`` or ``"parallel"``).
+    """The trainer for a resolved backend name (``"numpy"``, ``"cpu"``, ``"parallel"`` or ``"cuda"``).
 
     ``l2`` is the penalty on the weights (see ``fastbp.kernels.epoch``).
     """
     if backend == "numpy":
         return NumpyTrainer(sizes, act_codes, loss_code, theta, optimizer, batch_size, l2)
+    if backend == "cuda":
+        return CudaTrainer(sizes, act_codes, loss_code, theta, optimizer, batch_size, l2)
     return CompiledTrainer(sizes, act_codes, loss_code, theta, optimizer, batch_size, parallel=backend == "parallel",
                            l2=l2)

@@ -107,7 +107,7 @@ INSTALL_HINT = ("Install the CUDA extra with `pip install fastbp[cuda]` (it brin
                 "libraries) on a machine with an NVIDIA GPU and its driver, or train with backend='cpu'.")
 
 _KERNEL_NAMES = ("dense_forward", "backprop_delta", "weight_gradient", "output_delta", "optimizer_update",
-                 "gather_rows", "batch_stats", "add_l2")
+                 "gather_rows", "batch_stats", "add_l2", "check_finite")
 
 _cuda = None  # the numba.cuda module, once loaded
 _kernels = None  # name -> compiled kernel, once built
@@ -392,6 +392,13 @@ def _optimizer_update(code, theta, g, m, v, hyper, step, stats):
         _update(code, theta[i:j], g[i:j], m[i:j], v[i:j], hyper, step[0])
 
 
+def _check_finite(theta, stats):
+    """Mark the epoch diverged when an element of ``theta`` is not finite (any thread may write the flag)."""
+    i = cuda.grid(1)
+    if i < theta.shape[0] and not math.isfinite(theta[i]):
+        stats[S_DIVERGED] = 1.0
+
+
 def _gather_rows(src, order, start, rows, dst):
     """``dst[r] = src[order[start + r]]`` for ``r < rows``, one thread per element."""
     e = cuda.grid(1)
@@ -425,7 +432,7 @@ def _build():
     bodies = {"dense_forward": _dense_forward, "backprop_delta": _backprop_delta,
               "weight_gradient": _weight_gradient, "output_delta": _output_delta,
               "optimizer_update": _optimizer_update, "gather_rows": _gather_rows, "batch_stats": _batch_stats,
-              "add_l2": _add_l2}
+              "add_l2": _add_l2, "check_finite": _check_finite}
     _kernels = {name: cuda.jit(**_config.cuda_jit_options())(body) for name, body in bodies.items()}
     return _kernels
 
@@ -655,8 +662,9 @@ class DeviceEpochs:
     Minibatch semantics follow ``fastbp.kernels.epoch.train_epoch``: the
     weighted mean loss per minibatch, a minibatch whose weights sum to zero
     skipped (counted as seen, no step), and an epoch that stops counting and
-    stepping at the first minibatch whose loss is not finite. On such a
-    divergence the device state goes back to where the epoch began.
+    stepping at the first minibatch whose loss is not finite; an epoch that
+    leaves a parameter non-finite counts as diverged too. On a divergence the
+    device state goes back to where the epoch began.
     """
 
     def __init__(self, layers, loss, theta, m, v, step, optimizer, hyper, batch_size, l2=0.0):
@@ -740,7 +748,7 @@ class DeviceEpochs:
         order_d = None if in_order else cuda.to_device(order)
         if sw is not None:  # minibatch weight sums, in float64 and in order, as the CPU driver adds them
             weights = np.asarray(sw, dtype=np.float64)[order]
-            wsums = [math.fsum(weights[s:s + bs]) for s in range(0, n, bs)]
+            wsums = [float(np.cumsum(weights[s:s + bs])[-1]) for s in range(0, n, bs)]
         for saved, live in zip(self.saved, (self.theta, self.m, self.v, self.step)):
             saved.copy_to_device(live)
         self.stats.copy_to_device(np.zeros(N_STATS))
@@ -789,6 +797,7 @@ class DeviceEpochs:
                                          self.step)
             launch_optimizer_update(self.optimizer, self.theta, self.grad, self.m, self.v, self.hyper, self.step,
                                     self.stats)
+        k["check_finite"][_blocks(self.theta.shape[0], threads), threads](self.theta, self.stats)
         stats = self.stats.copy_to_host()
         if stats[S_DIVERGED]:
             for saved, live in zip(self.saved, (self.theta, self.m, self.v, self.step)):
