@@ -60,19 +60,21 @@ _package_stamp = None
 
 
 def package_stamp():
-    """A hash of the kernel sources (``kernels/*.py`` and this file): every kernel's cache stamp.
+    """A hash of the CPU kernel sources (``kernels/*.py`` and this file): every CPU kernel's cache stamp.
 
     Numba stamps a cached function with its own source file only, so an edit
     to a helper in another module (an activation, say) would leave a stale
     kernel in the cache. Stamping every kernel with all the sources compiled
-    code can depend on makes any such edit recompile everything.
+    code can depend on makes any such edit recompile everything. The CUDA
+    modules (``kernels/cuda*.py``) are left out: no CPU kernel imports them.
     """
     global _package_stamp
     if _package_stamp is None:
         digest = hashlib.sha256()
         kernel_dir = os.path.join(_PACKAGE_DIR, "kernels")
         paths = [os.path.abspath(__file__)] + [os.path.join(kernel_dir, name)
-                                               for name in sorted(os.listdir(kernel_dir)) if name.endswith(".py")]
+                                               for name in sorted(os.listdir(kernel_dir))
+                                               if name.endswith(".py") and not name.startswith("cuda")]
         for path in paths:
             with open(path, "rb") as f:
                 digest.update(os.path.basename(path).encode() + b"\0" + f.read())
