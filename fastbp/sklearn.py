@@ -74,12 +74,6 @@ _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
-def _fastbp_accepts_weights():
-    import inspect
-
-    return "sample_weight" in inspect.signature(MLP.fit).parameters
-
-
 def _check_real(name, value, low, high=None, low_open=False, high_open=True):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
         raise ValueError(f"{name} must be a finite real number, got {value!r}")
@@ -171,12 +165,12 @@ class _BaseMLP(BaseEstimator):
                        nesterov=bool(self.nesterovs_momentum and self.momentum > 0))
         return Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2), eps=self.epsilon * c)
 
-    def _sklearn_loss(self, loss, c, k, model, n_batches, n):
+    def _sklearn_loss(self, loss, c, k, model, n_batches, total_weight):
         """fastbp's epoch loss in scikit-learn's units (see the module notes)."""
         if self._fastbp_loss != "mse" or k == 1:
             return loss / c
         Ws, _ = model.get_weights()
-        penalty = 0.5 * self.alpha * sum(float(np.dot(W.ravel(), W.ravel())) for W in Ws) * n_batches / n
+        penalty = 0.5 * self.alpha * sum(float(np.dot(W.ravel(), W.ravel())) for W in Ws) * n_batches / total_weight
         return loss / 2.0 + (1.0 - 1.0 / k) * penalty
 
     # --------------------------------------------------------------- weights
@@ -277,13 +271,7 @@ class _BaseMLP(BaseEstimator):
         n_batches = -(-n_train // batch_size)
 
         model = self._model(dtype, seed=int(rs.randint(np.iinfo(np.int32).max)))  # shuffling from random_state
-        kwargs = {}
-        l2 = self.alpha * c
-        if sample_weight is not None or l2 != 0:
-            if not _fastbp_accepts_weights():
-                raise NotImplementedError("this fastbp build has no sample_weight / l2 support in MLP.fit; "
-                                          "use alpha=0 and no sample_weight")
-            kwargs = {"sample_weight": sample_weight, "l2": l2}
+        total_weight = n_train if sample_weight is None else float(sample_weight.sum())
 
         self.n_iter_ = 0
         stopped = []
@@ -291,7 +279,7 @@ class _BaseMLP(BaseEstimator):
         def on_epoch(epoch, logs):
             self.n_iter_ += 1
             self.t_ += n_train
-            self.loss_ = self._sklearn_loss(logs["loss"], c, k, model, n_batches, n_train)
+            self.loss_ = self._sklearn_loss(logs["loss"], c, k, model, n_batches, total_weight)
             self.loss_curve_.append(self.loss_)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
@@ -308,7 +296,7 @@ class _BaseMLP(BaseEstimator):
         try:
             model.fit(X, Y, epochs=1 if incremental else self.max_iter, batch_size=batch_size,
                       optimizer=self._optimizer, shuffle=self.shuffle, backend=self.backend,
-                      callbacks=[on_epoch], **kwargs)
+                      callbacks=[on_epoch], sample_weight=sample_weight, l2=self.alpha * c)
         except DivergedError as exc:
             raise ValueError("Solver produced non-finite parameter weights. The input data may contain large "
                              "values and need to be preprocessed, or learning_rate_init is too large.") from exc
