@@ -25,8 +25,10 @@ _FORMAT_VERSION = 1
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _PREDICT_BLOCK = 1024
 _MAX_HEADER_BYTES = 1 << 20  # the JSON header of a saved model is a few hundred bytes
-_LOAD_ERRORS = (OSError, EOFError, KeyError, TypeError, ValueError, OverflowError, RecursionError,
-                NotImplementedError, struct.error, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
+# RuntimeError: zipfile refuses encrypted members (and, as NotImplementedError, unknown compression);
+# json.loads gives up on deep nesting (RecursionError)
+_LOAD_ERRORS = (OSError, EOFError, KeyError, TypeError, ValueError, OverflowError, RuntimeError, struct.error,
+                zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 
 
 class DivergedError(FloatingPointError):
