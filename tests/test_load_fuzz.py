@@ -139,6 +139,17 @@ def _npy_with_header(header_dict_text, payload=b""):
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + payload
 
 
+def _set_flag_bits(data, bits):
+    """Set general-purpose flag bits (bit 0: encrypted) in every local and central zip header."""
+    b = bytearray(data)
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        i = b.find(signature)
+        while i >= 0:
+            struct.pack_into("<H", b, i + offset, struct.unpack_from("<H", b, i + offset)[0] | bits)
+            i = b.find(signature, i + 4)
+    return bytes(b)
+
+
 def _set_compression_method(data, method):
     """Rewrite the compression method of every local and central zip header."""
     b = bytearray(data)
@@ -283,6 +294,8 @@ def _zip_cases(good, header_npy, theta_npy):
         "method_bzip2_on_stored_data": _set_compression_method(good, 12),
         "method_lzma_on_stored_data": _set_compression_method(good, 14),
         "method_unknown": _set_compression_method(good, 99),
+        "flagged_encrypted": _set_flag_bits(good, 0x1),
+        "flagged_strong_encryption": _set_flag_bits(good, 0x41),
         "nested_zip": _zip({"header.npy": header_npy, "theta.npy": good}),
         "zip_of_text": _zip({"header.txt": json.dumps(HEADER).encode(), "theta.txt": b"1 2 3"}),
         "npy_not_npz": theta_npy,
@@ -300,7 +313,8 @@ ZIP_CASE_NAMES = [
     "theta_declares_negative_shape", "theta_declares_overflowing_shape", "theta_npy_header_code",
     "theta_npy_bad_magic_version", "header_declares_huge_shape", "header_2d", "header_bytes_string", "header_int8",
     "header_utf16", "header_deeply_nested_json", "header_huge_integer", "method_deflate_on_stored_data",
-    "method_bzip2_on_stored_data", "method_lzma_on_stored_data", "method_unknown", "nested_zip", "zip_of_text",
+    "method_bzip2_on_stored_data", "method_lzma_on_stored_data", "method_unknown", "flagged_encrypted",
+    "flagged_strong_encryption", "nested_zip", "zip_of_text",
     "npy_not_npz", "pickle_of_model", "pickle_of_sentinel",
 ]
 

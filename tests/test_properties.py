@@ -277,7 +277,8 @@ def bad_inputs(draw, arch, X, y):
         if kind == "complex":
             return method, X + 1j, y, kwargs, TypeError, "must be real-valued"
         if kind == "str":
-            return method, X.astype(str), y, kwargs, TypeError, "numeric"
+            words = np.array(["one", "2.5e", "nan?", ""])  # numeric strings such as "0.5" are converted
+            return method, words[np.arange(X.size).reshape(X.shape) % 4], y, kwargs, TypeError, "numeric"
         Xo = np.empty(X.shape, dtype=object)
         Xo[...] = [[object()] * d] * n
         return method, Xo, y, kwargs, TypeError, "numeric"
@@ -356,7 +357,8 @@ def test_non_contiguous_inputs_train_like_contiguous_ones(data):
     arch = data.draw(architectures(max_depth=3))
     X, y, _ = data.draw(datasets(arch))
     Xn, yn = data.draw(_noncontiguous(X)), data.draw(_noncontiguous(y))
-    assert not (Xn.flags.c_contiguous and yn.flags.c_contiguous) or X.shape[0] == 1
+    if min(X.shape) > 1:  # an array with a length-1 axis counts as contiguous in every layout
+        assert not Xn.flags.c_contiguous
     backend = data.draw(st.sampled_from(BACKENDS))
     a, b = fastbp.MLP(**arch), fastbp.MLP(**arch)
     ha = a.fit(X, y, epochs=2, batch_size=3, optimizer=fastbp.SGD(lr=0.05, momentum=0.5), backend=backend)
