@@ -179,7 +179,7 @@ def test_the_sentinel_fires_when_unpickled(workdir):
 
 
 # ------------------------------------------------------------------------------ truncation
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=150, **SETTINGS)
 @given(fraction=st.floats(0.0, 1.0, exclude_max=True))
 def test_truncated_file_is_rejected(saved, workdir, fraction):
     """Every proper prefix of a saved file is rejected with the documented ValueError."""
@@ -201,7 +201,7 @@ def test_truncation_at_every_structural_boundary(saved, workdir):
 
 
 # ------------------------------------------------------------------------------ byte flips
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=400, **SETTINGS)
 @given(data=st.data())
 def test_byte_flips_are_rejected_or_harmless(saved, workdir, data):
     """Flipping 1-4 bytes anywhere gives the documented ValueError or the original model, nothing else."""
@@ -214,7 +214,7 @@ def test_byte_flips_are_rejected_or_harmless(saved, workdir, data):
     _assert_rejected_or_identical(_write(workdir, bytes(b)), model)
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=100, **SETTINGS)
 @given(data=st.data())
 def test_overwritten_spans_are_rejected_or_harmless(saved, workdir, data):
     """Overwriting a span of the file with random bytes gives the documented ValueError or the original model."""
@@ -225,7 +225,7 @@ def test_overwritten_spans_are_rejected_or_harmless(saved, workdir, data):
     _assert_rejected_or_identical(_write(workdir, b), model)
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=100, **SETTINGS)
 @given(junk=st.binary(max_size=600))
 def test_non_zip_garbage_is_rejected(workdir, junk, sentinel):
     """Arbitrary bytes (and bytes behind a zip, npy or pickle signature) are rejected, and never unpickled."""
@@ -373,7 +373,7 @@ def _expected_activations(header):
     return [act] * (len(header["layers"]) - 2) if isinstance(act, str) else list(act)
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=400, **SETTINGS)
 @given(header=_mutated_headers())
 def test_mutated_header_is_rejected_or_loaded_as_written(saved, workdir, header):
     """A header with keys changed, removed or added gives the documented ValueError, or a model that is
