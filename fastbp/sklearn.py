@@ -479,7 +479,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     >>> from fastbp.datasets import load_digits
     >>> from fastbp.sklearn import MLPClassifier
     >>> X, y = load_digits()
-    >>> clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=30, random_state=0).fit(X[:1500], y[:1500])
+    >>> clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=50, random_state=0).fit(X[:1500], y[:1500])
     >>> clf.predict_proba(X[1500:]).shape
     (297, 10)
     >>> bool(clf.score(X[1500:], y[1500:]) > 0.9)
