@@ -237,12 +237,14 @@ class MLP:
         if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not min_delta >= 0:
             raise ValueError(f"min_delta must be a real number >= 0, got {min_delta!r}")
 
+        # A minibatch never holds more than n rows, so neither do the workspaces.
+        rows = min(batch_size, X.shape[0])
+        resolved = training.choose_backend(backend, self.layers, rows)
         opt = optimizer or self.optimizer or Adam()
         opt.bind(self.n_params, self.dtype)
-        self.optimizer = opt
-        resolved = training.choose_backend(backend, self.layers, batch_size)
         trainer = training.make_trainer(resolved, self.layers, self._act_codes, self._loss_code, self.theta, opt,
-                                        batch_size, l2)
+                                        rows, l2)
+        self.optimizer = opt
         classify = self.loss != "mse"
         history = {"loss": [], "samples_per_second": [], "backend": resolved}
         if classify:

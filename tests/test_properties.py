@@ -375,8 +375,6 @@ def test_non_contiguous_inputs_train_like_contiguous_ones(data):
     assert a.predict(X).tobytes() == b.predict(Xn).tobytes()
 
 
-@pytest.mark.xfail(strict=True, reason="the compiled trainers size their workspaces by batch_size, not by "
-                                       "min(batch_size, n): fit(4 rows, batch_size=10**5) allocates ~30 MB")
 @pytest.mark.parametrize("backend", ["cpu", "parallel"])
 def test_batch_size_beyond_n_costs_no_memory(backend):
     """A batch size far above the number of samples trains the same single full batch without
