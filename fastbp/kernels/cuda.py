@@ -424,6 +424,9 @@ def _build():
         math_globals = {"like": _like_python, "fast_exp": math.exp, "fast_tanh": math.tanh}
     else:
         math_globals = {"like": _make_like_intrinsic(), "fast_exp": math.exp, "fast_tanh": math.tanh}
+    # The per-activation functions first: activation_value/derivative call them by these names.
+    math_globals.update({name: _retarget(getattr(activations, name), math_globals)
+                         for name in activations.ELEMENTWISE})
     _activation_value = _retarget(activations.activation_value, math_globals)
     _activation_derivative = _retarget(activations.activation_derivative, math_globals)
     _loss_row = _retarget(losses.loss_row, math_globals)
