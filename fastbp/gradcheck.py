@@ -3,7 +3,7 @@
 import numpy as np
 
 from .params import unflatten
-from .reference import l2_penalty, loss_value
+from .reference import l2_penalty, loss_value, sample_weights
 
 
 def gradcheck(model, X, y, eps=1e-5, max_params=None, seed=0, sample_weight=None, l2=0.0):
@@ -61,7 +61,7 @@ def gradcheck(model, X, y, eps=1e-5, max_params=None, seed=0, sample_weight=None
     X, T = probe._check_data(X, y)
     _, gWs, gbs = probe.loss_and_grad(X, T, sample_weight=sample_weight, l2=l2)
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    weight_sum = X.shape[0] if sw is None else float(sw.sum())
+    _, weight_sum = sample_weights(X.shape[0], sw)
 
     def objective():
         return (loss_value(probe.loss, probe.decision_function(X), T, sw)

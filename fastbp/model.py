@@ -15,7 +15,7 @@ from . import training
 from ._validation import as_features, as_penalty, as_positive_int, as_sample_weight, as_targets
 from .kernels import epoch
 from .kernels.activations import ACTIVATIONS, IDENTITY
-from .kernels.losses import LOSSES
+from .kernels.losses import LOSSES, row_divisor
 from .optim import Adam, Optimizer
 from .params import INITS, initial_params, layer_table, unflatten, workspace_width
 from .reference import loss_value, sigmoid, softmax
@@ -381,7 +381,7 @@ class MLP:
         Z = self.decision_function(X)
         result = {"loss": loss_value(self.loss, Z, T)}
         if self.loss != "mse":
-            per_row = training.normaliser(self._loss_code, T.shape[1])
+            per_row = row_divisor(self._loss_code, T.shape[1])
             result["accuracy"] = training.correct_count(self.loss, Z, T) / (X.shape[0] * per_row)
         return result
 

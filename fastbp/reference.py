@@ -91,8 +91,8 @@ def sigmoid(Z):
     return activation("sigmoid", Z)
 
 
-def _weights(n, sw):
-    """Sample weights as a float64 column (ones when ``sw`` is None) and their sum."""
+def sample_weights(n, sw):
+    """Sample weights of ``n`` samples as a float64 column (ones when ``sw`` is None) and their sum."""
     w = np.ones(n) if sw is None else np.asarray(sw, dtype=np.float64)
     return w[:, None], float(w.sum())
 
@@ -105,7 +105,7 @@ def loss_value(loss, Z, T, sw=None):
     """
     Z = np.asarray(Z, dtype=np.float64)
     T = np.asarray(T, dtype=np.float64)
-    w, wsum = _weights(Z.shape[0], sw)
+    w, wsum = sample_weights(Z.shape[0], sw)
     k = 1
     if loss == "mse":
         per_element = (Z - T) ** 2
@@ -123,7 +123,7 @@ def loss_value(loss, Z, T, sw=None):
 def output_delta(loss, Z, T, sw=None):
     """``dJ/dZ`` of the (weighted) mean loss, for the output pre-activations ``Z``."""
     n, k = Z.shape
-    w, wsum = _weights(n, sw)
+    w, wsum = sample_weights(n, sw)
     w = w.astype(Z.dtype)
     if loss == "mse":
         return 2 * (Z - T) * w / Z.dtype.type(wsum * k)
@@ -146,7 +146,7 @@ def loss_and_grad(X, T, Ws, bs, activations, loss, sw=None, l2=0.0):
     """
     Zs, As = forward(X, Ws, bs, activations)
     gWs, gbs = backward(X, T, Ws, Zs, As, activations, loss, sw, l2)
-    _, wsum = _weights(X.shape[0], sw)
+    _, wsum = sample_weights(X.shape[0], sw)
     return loss_value(loss, Zs[-1], T, sw) + l2_penalty(Ws, l2, wsum), gWs, gbs
 
 
@@ -157,7 +157,7 @@ def backward(X, T, Ws, Zs, As, activations, loss, sw=None, l2=0.0):
     :func:`l2_penalty`, so ``l2 * W / sum(sw)`` to each weight gradient.
     """
     D = output_delta(loss, Zs[-1], T, sw)
-    _, wsum = _weights(X.shape[0], sw)
+    _, wsum = sample_weights(X.shape[0], sw)
     gWs, gbs = [None] * len(Ws), [None] * len(Ws)
     for l in range(len(Ws) - 1, -1, -1):
         A_prev = X if l == 0 else As[l - 1]

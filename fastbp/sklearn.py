@@ -63,6 +63,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
     ) from exc
 
 from . import training
+from .kernels.losses import LOSSES, row_divisor
 from .model import MLP, DivergedError
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -149,12 +150,13 @@ class _BaseMLP(BaseEstimator):
 
     # --------------------------------------------------------------- scaling
     def _grad_scale(self, k):
-        """``c``: fastbp's data gradient divided by scikit-learn's, for ``k`` outputs."""
-        if self._fastbp_loss == "softmax_cross_entropy":
-            return 1.0
-        if self._fastbp_loss == "binary_cross_entropy":
-            return 1.0 / k
-        return 2.0 / k
+        """``c``: fastbp's data gradient divided by scikit-learn's, for ``k`` outputs.
+
+        fastbp averages each row's loss over ``row_divisor`` values (``k`` for
+        mse and binary cross-entropy, 1 for softmax), scikit-learn sums it; and
+        fastbp's mse has no 1/2, so its gradient carries a factor 2.
+        """
+        return (2.0 if self._fastbp_loss == "mse" else 1.0) / row_divisor(LOSSES[self._fastbp_loss], k)
 
     def _make_optimizer(self, c):
         from .optim import SGD, Adam

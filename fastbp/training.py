@@ -20,7 +20,7 @@ import numpy as np
 from . import _config, reference
 from .kernels import epoch
 from .kernels.activations import ACTIVATION_NAMES
-from .kernels.losses import LOSSES, SOFTMAX_CROSS_ENTROPY
+from .kernels.losses import LOSSES, row_divisor
 from .params import layer_table, unflatten, workspace_width
 
 BACKENDS = ("auto", "numpy", "cpu", "parallel", "cuda")
@@ -53,11 +53,6 @@ def choose_backend(backend, sizes, batch_size):
     if numba.get_num_threads() > 1 and work >= _config.PARALLEL_MIN_WORK:
         return "parallel"
     return "cpu"
-
-
-def normaliser(loss_code, k):
-    """Per-sample divisor turning summed row losses into the mean loss (``k`` outputs)."""
-    return 1 if loss_code == SOFTMAX_CROSS_ENTROPY else k
 
 
 class CompiledTrainer:
@@ -112,7 +107,7 @@ def epoch_figures(stats, loss_code, k):
     """``(mean_loss, correct_fraction, diverged)`` from an epoch's ``stats`` (``fastbp.kernels.epoch.S_*``)."""
     seen = stats[epoch.S_SEEN]
     weight = stats[epoch.S_WEIGHT]
-    norm = normaliser(loss_code, k)
+    norm = row_divisor(loss_code, k)
     mean = stats[epoch.S_LOSS] / (weight * norm) if weight else float("nan")
     acc = stats[epoch.S_CORRECT] / (seen * norm) if seen else float("nan")
     return mean, acc, bool(stats[epoch.S_DIVERGED])
@@ -170,13 +165,13 @@ class NumpyTrainer:
         vWs, vbs = unflatten(opt.v, self.sizes)
         state = {"step": int(opt.step[0]), "m": mWs + mbs, "v": vWs + vbs}
         k = self.sizes[-1]
-        norm = normaliser(self.loss_code, k)
+        norm = row_divisor(self.loss_code, k)
         total, correct, seen, weight = 0.0, 0.0, 0, 0.0
         for start in range(0, X.shape[0], self.batch_size):
             idx = order[start:start + self.batch_size]
             Xb, Tb = X[idx], T[idx]
             swb = None if sw is None else sw[idx]
-            wsum = float(len(idx)) if swb is None else float(np.sum(swb, dtype=np.float64))
+            _, wsum = reference.sample_weights(len(idx), swb)
             if wsum == 0:  # a minibatch of zero weights: no step
                 seen += len(idx)
                 continue

@@ -22,10 +22,8 @@ import pathlib
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-import fastbp
 from fastbp import training
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

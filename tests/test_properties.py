@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 import tracemalloc
 import warnings
 

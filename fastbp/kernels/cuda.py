@@ -100,7 +100,7 @@ import numpy as np
 from .. import _config
 from . import activations, losses, updates
 from .epoch import ACT, B_OFF, D_IN, D_OUT, N_STATS, S_CORRECT, S_DIVERGED, S_LOSS, S_SEEN, S_WEIGHT, W_OFF
-from .losses import BINARY_CROSS_ENTROPY, MSE
+from .losses import row_divisor
 
 #: The message of a CUDA request that cannot be served, and how to fix it.
 INSTALL_HINT = ("Install the CUDA extra with `pip install fastbp[cuda]` (it brings numba-cuda and the CUDA "
@@ -755,7 +755,7 @@ class DeviceEpochs:
         for saved, live in zip(self.saved, (self.theta, self.m, self.v, self.step)):
             saved.copy_to_device(live)
         self.stats.copy_to_device(np.zeros(N_STATS))
-        per_element = self.loss in (MSE, BINARY_CROSS_ENTROPY)  # the mean runs over rows * k elements
+        per_row = row_divisor(self.loss, self.k)  # the mean runs over rows * k elements for mse and BCE
         for batch, start in enumerate(range(0, n, bs)):
             nb = min(bs, n - start)
             wsum = float(nb) if sw is None else wsums[batch]
@@ -779,10 +779,10 @@ class DeviceEpochs:
             for l in range(len(self.W)):
                 launch_dense_forward(inp, self.W[l], self.b[l], self.act[l], self.Z[l][:nb], self.A[l][:nb])
                 inp = self.A[l][:nb]
-            divisor = wsum * self.k if per_element else wsum
+            divisor = wsum * per_row
             last = len(self.W) - 1
-            launch_output_delta(self.Z[last][:nb], tb, self.swbuf if wb is None else wb, wb is not None, self.loss, 1.0 / divisor,
-                                self.D[last][:nb], self.row_loss, self.row_correct)
+            launch_output_delta(self.Z[last][:nb], tb, self.swbuf if wb is None else wb, wb is not None, self.loss,
+                                1.0 / divisor, self.D[last][:nb], self.row_loss, self.row_correct)
             for l in range(last, -1, -1):
                 a_prev = xb if l == 0 else self.A[l - 1][:nb]
                 launch_weight_gradient(a_prev, self.D[l][:nb], self.gW[l], self.gb[l])
@@ -795,7 +795,7 @@ class DeviceEpochs:
                 for l in range(len(self.W)):
                     k["add_l2"][1, threads](self.W[l].reshape(self.W[l].size), self.gW[l].reshape(self.gW[l].size),
                                             coef, self.sq)
-                penalty = 0.5 * self.l2 * (self.k if per_element else 1)
+                penalty = 0.5 * self.l2 * per_row
             k["batch_stats"][1, threads](self.row_loss, self.row_correct, nb, 0, wsum, penalty, self.sq, self.stats,
                                          self.step)
             launch_optimizer_update(self.optimizer, self.theta, self.grad, self.m, self.v, self.hyper, self.step,

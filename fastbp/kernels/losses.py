@@ -35,6 +35,16 @@ LOSSES = {
 }
 
 
+def row_divisor(code, k):
+    """How many values each row's loss sum is averaged over: ``k`` for mse and binary cross-entropy
+    (means over elements), 1 for softmax cross-entropy (a mean over rows).
+
+    Plain Python, for host code; the compiled driver has its own inline copy
+    (``fastbp.kernels.epoch.loss_scale``).
+    """
+    return 1 if code == SOFTMAX_CROSS_ENTROPY else k
+
+
 @jit
 def loss_row(z, t, code, scale, d):
     """Loss of one output row and its delta.
