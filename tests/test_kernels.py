@@ -137,6 +137,48 @@ def test_weight_gradient_matches_reference(dtype, shape, backend):
     np.testing.assert_allclose(gb, f64(D).sum(axis=0), **tol(dtype))
 
 
+# Work large enough to be split into several tasks (cpu._BLOCK elements each): the parallel
+# twins then run real parallel regions, and the serial twins the same spans in turn.
+MULTI_TASK_SHAPES = [(700, 24, 33), (1, 300, 100), (300, 40, 64)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", MULTI_TASK_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_kernels_split_into_several_tasks_match_reference(dtype, shape, backend):
+    n, d_in, d_out = shape
+    rng = np.random.default_rng(seed_of((shape, "tasks")))
+    X, W, b = layer_inputs(rng, n, d_in, d_out, dtype)
+    Z = np.full((n, d_out), np.nan, dtype=dtype)
+    A = np.full((n, d_out), np.nan, dtype=dtype)
+    FORWARD[backend](X, W, b, kernels.TANH, Z, A)
+    Z_ref = f64(X) @ f64(W) + f64(b)
+    np.testing.assert_allclose(Z, Z_ref, **tol(dtype))
+    np.testing.assert_allclose(A, np.tanh(Z_ref), **tol(dtype))
+
+    D_next = rand(rng, (n, d_out), dtype)
+    D = np.full((n, d_in), np.nan, dtype=dtype)
+    X_act = np.ascontiguousarray(np.tanh(X))
+    BACKPROP[backend](D_next, W, X, X_act, kernels.TANH, D)
+    np.testing.assert_allclose(D, (f64(D_next) @ f64(W).T) * (1 - f64(X_act) ** 2), **tol(dtype))
+
+    gW = np.full((d_in, d_out), np.nan, dtype=dtype)
+    gb = np.full(d_out, np.nan, dtype=dtype)
+    GRADIENT[backend](X, D_next, gW, gb)
+    # Sums of n terms of size O(1) with cancellation: the absolute error grows like sqrt(n).
+    over_rows = dict(tol(dtype), atol=tol(dtype)["atol"] * 2 * math.sqrt(n))
+    np.testing.assert_allclose(gW, f64(X).T @ f64(D_next), **over_rows)
+    np.testing.assert_allclose(gb, f64(D_next).sum(axis=0), **over_rows)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weight_gradient_of_no_rows_is_zero(backend):
+    gW = np.full((3, 2), np.nan)
+    gb = np.full(2, np.nan)
+    GRADIENT[backend](np.empty((0, 3)), np.empty((0, 2)), gW, gb)
+    assert np.all(gW == 0) and np.all(gb == 0)
+
+
 # --------------------------------------------------------------------------- shape checks
 def _good(dtype=np.float64, n=4, d_in=3, d_out=2):
     z = lambda *s: np.zeros(s, dtype=dtype)  # noqa: E731

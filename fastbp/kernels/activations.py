@@ -22,6 +22,7 @@ from numba.extending import overload
 
 from .._config import jit
 from .fastmath import fast_exp, fast_tanh
+from .views import flat_view
 
 IDENTITY = 0
 SIGMOID = 1
@@ -231,8 +232,8 @@ def bias_activate(Z, b, A, code, lo, hi):
         for j in range(d):
             zi[j] += b[j]
     size = (hi - lo) * d
-    z = Z.reshape(Z.shape[0] * d)[lo * d:hi * d]
-    a = A.reshape(A.shape[0] * d)[lo * d:hi * d]
+    z = flat_view(Z)[lo * d:hi * d]
+    a = flat_view(A)[lo * d:hi * d]
     if code == IDENTITY:
         for k in range(size):
             a[k] = z[k]

@@ -17,9 +17,9 @@ block afterwards.
 Every kernel has a serial form (``dense_forward``) and a parallel twin
 (``dense_forward_parallel``) compiled from the same Python body: the parallel
 twin splits those passes across threads with ``numba.prange``, in tasks of at
-least 4096 elements (the product's threads are BLAS's own); like any parallel
-region it costs a few microseconds to start, so small work belongs to the
-serial twin. No two threads ever write the same element.
+least 4096 elements (the product's threads are BLAS's own). A parallel region
+costs microseconds to start, so work that fits in one task runs inline in
+either twin, without one. No two threads ever write the same element.
 Shapes are checked on entry and a mismatch raises ``ValueError``.
 """
 
@@ -28,10 +28,15 @@ from numba import prange
 
 from .._config import jit, twins
 from .activations import bias_activate, scale_by_derivative
+from .views import flat_view
 
 _BLOCK = 4096  # elements (or rows) per parallel task: smaller work is not worth a thread
 _MAX_BLOCKS = 256
 _MIN_COLUMNS = 16  # columns per task of the bias-gradient sum: one AVX-512 vector of float32
+# Multiply-adds up to which backprop_delta's product is a plain loop: a BLAS call costs about 50 ns
+# more (batch 1, width 2: 0.47 against 0.41 us a call). The forward product always goes to BLAS, so
+# that a row's prediction never depends on the size of its batch.
+_SMALL_PRODUCT = 128
 
 
 @jit
@@ -65,6 +70,20 @@ def _column_sums(D, gb, lo, hi):
         row = D[i, lo:hi]
         for j in range(hi - lo):
             g[j] += row[j]
+
+
+@jit
+def _small_product_transposed(D, W, out):
+    """``out = D @ W.T`` by plain loops, each element a dot product of two rows (``W.shape[1] >= 1``)."""
+    for i in range(D.shape[0]):
+        d = D[i]
+        o = out[i]
+        for k in range(W.shape[0]):
+            w = W[k]
+            s = d[0] * w[0]
+            for j in range(1, W.shape[1]):
+                s += d[j] * w[j]
+            o[k] = s
 
 
 @jit
@@ -111,9 +130,12 @@ def dense_forward(X, W, b, act, Z, A):
         raise ValueError("dense_forward: Z and A must be (n, d_out)")
     np.dot(X, W, Z)
     blocks = min(_blocks(n * d_out), n)
-    for t in prange(blocks):
-        lo, hi = _span(t, blocks, n)
-        bias_activate(Z, b, A, act, lo, hi)
+    if blocks == 1:  # no parallel region to start for one task (it costs microseconds)
+        bias_activate(Z, b, A, act, 0, n)
+    else:
+        for t in prange(blocks):
+            lo, hi = _span(t, blocks, n)
+            bias_activate(Z, b, A, act, lo, hi)
 
 
 def backprop_delta(D_next, W_next, Z, A, act, D):
@@ -150,13 +172,19 @@ def backprop_delta(D_next, W_next, Z, A, act, D):
         raise ValueError("backprop_delta: D_next must be (n, d_next) and W_next (d, d_next) for D of shape (n, d)")
     if Z.shape[0] != n or Z.shape[1] != d or A.shape[0] != n or A.shape[1] != d:
         raise ValueError("backprop_delta: Z and A must have the shape of D, (n, d)")
-    np.dot(D_next, W_next.T, D)
+    if n * d * d_next <= _SMALL_PRODUCT and d_next > 0:
+        _small_product_transposed(D_next, W_next, D)
+    else:
+        np.dot(D_next, W_next.T, D)
     size = n * d
     blocks = _blocks(size)
-    flat_d, flat_z, flat_a = D.reshape(size), Z.reshape(size), A.reshape(size)
-    for t in prange(blocks):
-        lo, hi = _span(t, blocks, size)
-        scale_by_derivative(flat_d[lo:hi], flat_z[lo:hi], flat_a[lo:hi], act)
+    flat_d, flat_z, flat_a = flat_view(D), flat_view(Z), flat_view(A)
+    if blocks == 1:
+        scale_by_derivative(flat_d, flat_z, flat_a, act)
+    else:
+        for t in prange(blocks):
+            lo, hi = _span(t, blocks, size)
+            scale_by_derivative(flat_d[lo:hi], flat_z[lo:hi], flat_a[lo:hi], act)
 
 
 def weight_gradient(A_prev, D, gW, gb):
@@ -189,15 +217,24 @@ def weight_gradient(A_prev, D, gW, gb):
         raise ValueError("weight_gradient: need A_prev (n, d_in), D (n, d_out), gW (d_in, d_out), gb (d_out,)")
     if n == 1:  # an outer product: 2-5x faster than sgemm with k = 1, measured at 256 to 1024 wide
         blocks = min(_blocks(d_in * d_out), d_in)
-        for t in prange(blocks):
-            lo, hi = _span(t, blocks, d_in)
-            _outer_rows(A_prev[0], D[0], gW, lo, hi)
+        if blocks == 1:
+            _outer_rows(A_prev[0], D[0], gW, 0, d_in)
+        else:
+            for t in prange(blocks):
+                lo, hi = _span(t, blocks, d_in)
+                _outer_rows(A_prev[0], D[0], gW, lo, hi)
     else:
         np.dot(A_prev.T, D, gW)
+    if n == 0:
+        gb[:] = 0
+        return
     blocks = max(1, min(_blocks(n * d_out), d_out // _MIN_COLUMNS))  # whole vectors of columns per task
-    for t in prange(blocks):
-        lo, hi = _span(t, blocks, d_out)
-        _column_sums(D, gb, lo, hi)
+    if blocks == 1:
+        _column_sums(D, gb, 0, d_out)
+    else:
+        for t in prange(blocks):
+            lo, hi = _span(t, blocks, d_out)
+            _column_sums(D, gb, lo, hi)
 
 
 dense_forward, dense_forward_parallel = twins(dense_forward)

@@ -37,6 +37,7 @@ from .._config import jit, twins
 from .cpu import _span, backprop_delta, dense_forward, weight_gradient
 from .losses import MSE, BINARY_CROSS_ENTROPY, count_correct_row, loss_row
 from .updates import update
+from .views import matrix_view
 
 D_IN = 0
 D_OUT = 1
@@ -61,7 +62,7 @@ def weights_view(theta, layers, l):
     d_in = layers[l, D_IN]
     d_out = layers[l, D_OUT]
     off = layers[l, W_OFF]
-    return theta[off:off + d_in * d_out].reshape((d_in, d_out))
+    return matrix_view(theta[off:off + d_in * d_out], d_in, d_out)
 
 
 @jit(inline="always")
@@ -76,7 +77,7 @@ def workspace_view(buf, layers, l, rows):
     """Layer ``l``'s ``(rows, d_out)`` block of one chunk's workspace row ``buf``."""
     d_out = layers[l, D_OUT]
     off = layers[l, WS_OFF]
-    return buf[off:off + rows * d_out].reshape((rows, d_out))
+    return matrix_view(buf[off:off + rows * d_out], rows, d_out)
 
 
 @jit(inline="always")
@@ -143,7 +144,7 @@ def gather_rows(src, order, lo, hi, buf):
     """Copy rows ``src[order[lo:hi]]`` into the front of the flat buffer ``buf``; return that view."""
     rows = hi - lo
     width = src.shape[1]
-    view = buf[:rows * width].reshape((rows, width))
+    view = matrix_view(buf, rows, width)
     for r in range(rows):
         s = src[order[lo + r]]
         v = view[r]

@@ -1,0 +1,102 @@
+"""Cheap reshaped views of C-contiguous arrays, for use inside njit code.
+
+``a.reshape(...)`` in Numba goes through a general no-copy check (a call that
+normalises the shape and walks the strides): about 19 ns each, measured here.
+A training step of a three-layer net takes some twenty such views per
+minibatch, so on small networks they were a few percent of the step. A
+C-contiguous array needs none of that work: its view is its data pointer with
+new shape and strides. ``matrix_view`` and ``flat_view`` build exactly that.
+Both accept C-contiguous arrays only (as ``reshape`` in Numba does).
+
+Numba removes a store into an array as dead when it cannot see that the array
+aliases a live one. It knows that ``reshape`` returns a view of its input, but
+not these functions, so each is registered below as returning an alias of its
+first argument (without that, ``matrix_view(v, r, c)[i, j] = x`` was dropped
+once the call was inlined).
+"""
+
+from numba import types
+from numba.core import cgutils, ir_utils
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic, overload
+from numba.np.arrayobj import make_array, populate_array
+
+
+def _view_codegen(context, builder, sig, args, dims):
+    """A C-contiguous view of ``args[0]``'s data with shape ``dims`` (LLVM ``intp`` values)."""
+    src = make_array(sig.args[0])(context, builder, args[0])
+    dst = make_array(sig.return_type)(context, builder)
+    strides = [src.itemsize]
+    for extent in reversed(dims[1:]):
+        strides.insert(0, builder.mul(strides[0], extent))
+    populate_array(dst, data=src.data, shape=cgutils.pack_array(builder, dims),
+                   strides=cgutils.pack_array(builder, strides), itemsize=src.itemsize,
+                   meminfo=src.meminfo, parent=src.parent)
+    return impl_ret_borrowed(context, builder, sig.return_type, dst._getvalue())
+
+
+@intrinsic
+def _c_matrix(typingctx, vec, rows, cols):
+    if not (isinstance(vec, types.Array) and vec.ndim == 1 and vec.layout == "C"):
+        return None
+
+    def codegen(context, builder, sig, args):
+        dims = [context.cast(builder, args[i], sig.args[i], types.intp) for i in (1, 2)]
+        return _view_codegen(context, builder, sig, args, dims)
+
+    return vec.copy(ndim=2, layout="C")(vec, rows, cols), codegen
+
+
+@intrinsic
+def _c_flat(typingctx, mat):
+    if not (isinstance(mat, types.Array) and mat.ndim >= 1 and mat.layout == "C"):
+        return None
+
+    def codegen(context, builder, sig, args):
+        src = make_array(sig.args[0])(context, builder, args[0])
+        return _view_codegen(context, builder, sig, args, [src.nitems])
+
+    return mat.copy(ndim=1, layout="C")(mat), codegen
+
+
+def matrix_view(vec, rows, cols):
+    """The first ``rows * cols`` elements of the 1-D array ``vec`` as a ``(rows, cols)`` C-contiguous view.
+
+    Raises ``ValueError`` when ``vec`` holds fewer than ``rows * cols``
+    elements or a count is negative.
+    """
+    return vec[:rows * cols].reshape((rows, cols))
+
+
+@overload(matrix_view)
+def _matrix_view_overload(vec, rows, cols):
+    if not (isinstance(vec, types.Array) and vec.ndim == 1 and vec.layout == "C"):
+        raise TypeError(f"matrix_view needs a C-contiguous 1-D array, got {vec}")
+
+    def impl(vec, rows, cols):
+        if rows < 0 or cols < 0 or rows * cols > vec.shape[0]:
+            raise ValueError("matrix_view: the vector holds fewer than rows * cols elements")
+        return _c_matrix(vec, rows, cols)
+
+    return impl
+
+
+def flat_view(mat):
+    """All of ``mat`` as a 1-D view (C order), without the cost of ``reshape`` for C-contiguous arrays."""
+    return mat.reshape(mat.size)
+
+
+@overload(flat_view)
+def _flat_view_overload(mat):
+    if not (isinstance(mat, types.Array) and mat.layout == "C"):
+        raise TypeError(f"flat_view needs a C-contiguous array, got {mat}")
+    return lambda mat: _c_flat(mat)
+
+
+def _aliases_first_argument(lhs, args, alias_map, arg_aliases):
+    ir_utils._add_alias(lhs, args[0].name, alias_map, arg_aliases)
+
+
+for _name in ("matrix_view", "flat_view", "_c_matrix", "_c_flat"):
+    ir_utils.alias_func_extensions[(_name, __name__)] = _aliases_first_argument
+

@@ -1,0 +1,90 @@
+"""``fastbp.kernels.views``: the cheap reshaped views agree with NumPy's ``reshape``."""
+
+import numba
+import numpy as np
+import pytest
+
+from fastbp.kernels.views import flat_view, matrix_view
+
+
+@numba.njit
+def _matrix(vec, rows, cols):
+    return matrix_view(vec, rows, cols)
+
+
+@numba.njit
+def _flat(mat):
+    return flat_view(mat)
+
+
+@numba.njit
+def _write_through_matrix(vec, rows, cols, value):
+    matrix_view(vec, rows, cols)[rows - 1, cols - 1] = value
+
+
+@numba.njit
+def _flat_of_column_block(mat):
+    return flat_view(mat[:, 0:mat.shape[1]])  # typed as possibly non-contiguous
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("rows, cols", [(1, 1), (3, 4), (0, 5), (7, 1), (2, 9)])
+def test_matrix_view_is_numpys_reshape_of_the_front(dtype, rows, cols):
+    vec = np.arange(rows * cols + 3).astype(dtype)
+    view = _matrix(vec, rows, cols)
+    assert view.shape == (rows, cols) and view.dtype == dtype and view.flags.c_contiguous
+    np.testing.assert_array_equal(view, vec[:rows * cols].reshape(rows, cols))
+    if rows * cols:
+        assert np.shares_memory(view, vec)
+
+
+def test_matrix_view_writes_through_to_the_vector():
+    vec = np.zeros(12)
+    _write_through_matrix(vec, 3, 4, 5.0)
+    assert vec[11] == 5.0 and vec.sum() == 5.0
+
+
+@pytest.mark.parametrize("rows, cols", [(4, 4), (-1, 2), (2, -1)])
+def test_matrix_view_rejects_a_short_vector_or_negative_counts(rows, cols):
+    with pytest.raises(ValueError, match="fewer than rows"):
+        _matrix(np.zeros(10), rows, cols)
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (1, 7), (0, 3), (2, 3, 4)])
+def test_flat_view_is_numpys_ravel(shape):
+    mat = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    flat = _flat(mat)
+    assert flat.shape == (mat.size,) and flat.flags.c_contiguous
+    np.testing.assert_array_equal(flat, mat.ravel())
+    if mat.size:
+        assert np.shares_memory(flat, mat)
+
+
+def test_flat_view_refuses_an_array_not_known_to_be_contiguous():
+    with pytest.raises(TypeError, match="needs a C-contiguous array"):
+        _flat_of_column_block(np.arange(12.0).reshape(3, 4))
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_stores_through_a_view_survive_dead_code_removal(parallel):
+    """A store into a view that is never read again must still reach the viewed array.
+
+    Numba's dead-code removal (run when a function is inlined at IR level or
+    compiled with ``parallel=True``) drops such a store unless it knows the
+    view aliases the array.
+    """
+
+    @numba.njit(inline="always")
+    def view_of(vec, rows, cols):
+        return matrix_view(vec, rows, cols)
+
+    @numba.njit(parallel=parallel)
+    def store(vec, rows, cols, value):
+        view_of(vec, rows, cols)[rows - 1, cols - 1] = value
+        flat_view(matrix_view(vec, rows, cols))[0] = value
+        for i in numba.prange(rows):
+            matrix_view(vec, rows, cols)[i, 1] = value
+
+    vec = np.zeros(12)
+    store(vec, 3, 4, 5.0)
+    np.testing.assert_array_equal(np.flatnonzero(vec), [0, 1, 5, 9, 11])
