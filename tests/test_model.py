@@ -231,6 +231,23 @@ def test_backends_follow_the_same_trajectory(dtype, case, opt_name):
             np.testing.assert_allclose(v, v_ref, rtol=TIGHT[dtype]["rtol"], atol=1e-12, err_msg=backend)
 
 
+@pytest.mark.parametrize("opt_name", ["adam", "sgd_momentum"])
+def test_backends_agree_when_the_step_runs_in_several_tiles(opt_name):
+    """21,423 parameters: the compiled step sums and updates them in tiles of 8,192 (two per thread)."""
+    X, y = make_data("softmax_cross_entropy", n=64, k=3, form="labels", d=40)
+    results = {}
+    for backend in ("numpy", "cpu", "parallel"):
+        model = fastbp.MLP([40, 300, 30, 3], activation="tanh", loss="softmax_cross_entropy",
+                           dtype=np.float64, seed=5)
+        assert model.theta.size == 21423
+        opt = OPTIMIZERS[opt_name]()
+        model.fit(X, y, epochs=2, batch_size=16, optimizer=opt, shuffle=True, backend=backend)
+        results[backend] = (model.theta.copy(), opt.m.copy(), opt.v.copy())
+    for backend in ("cpu", "parallel"):
+        for got, want in zip(results[backend], results["numpy"]):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=backend)
+
+
 def test_auto_backend_resolves(monkeypatch):
     X, y = make_data("softmax_cross_entropy", n=100)
     kw = dict(layers=[5, 8, 6, 3], activation="relu", loss="softmax_cross_entropy", dtype=np.float64, seed=0)

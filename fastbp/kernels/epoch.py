@@ -25,7 +25,8 @@ weight gradients.
 Each chunk runs forward, loss, deltas and gradients on its own workspaces;
 the chunk gradients are then summed in chunk order (so the result does not
 depend on thread timing) and the optimizer step is applied, both split over
-the parameter vector. ``train_epoch`` is serial with one chunk;
+the parameter vector and done tile by tile, so that each tile is summed and
+stepped while it is in cache. ``train_epoch`` is serial with one chunk;
 ``train_epoch_parallel``, compiled from the same body, runs the chunks and
 the parameter spans on threads.
 """
@@ -54,6 +55,10 @@ S_SEEN = 2      # samples processed before stopping
 S_DIVERGED = 3  # 1.0 when a minibatch loss was not finite (no step taken for it)
 S_WEIGHT = 4    # sum of the sample weights seen (the sample count when unweighted)
 N_STATS = 5
+
+# Parameters per tile of the gradient sum and optimizer step: the chunk gradients of a tile are
+# summed and the step applied while the tile is still in cache (8192 float32 = 32 KiB a vector).
+_UPDATE_TILE = 8192
 
 
 @jit(inline="always")
@@ -280,12 +285,14 @@ def train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf
         t = step[0]
         for s in prange(chunks):
             lo, hi = _span(s, chunks, n_params)
-            total = gbuf[0, lo:hi]
-            for c in range(1, chunks):
-                part = gbuf[c, lo:hi]
-                for p in range(hi - lo):
-                    total[p] += part[p]
-            update(optimizer, theta[lo:hi], total, m[lo:hi], v[lo:hi], hyper, t)
+            for tlo in range(lo, hi, _UPDATE_TILE):  # sum then step each tile while it is in cache
+                thi = min(tlo + _UPDATE_TILE, hi)
+                total = gbuf[0, tlo:thi]
+                for c in range(1, chunks):
+                    part = gbuf[c, tlo:thi]
+                    for p in range(thi - tlo):
+                        total[p] += part[p]
+                update(optimizer, theta[tlo:thi], total, m[tlo:thi], v[tlo:thi], hyper, t)
 
 
 train_epoch, train_epoch_parallel = twins(train_epoch)
