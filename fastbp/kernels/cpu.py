@@ -131,7 +131,8 @@ def dense_forward(X, W, b, act, Z, A):
     np.dot(X, W, Z)
     blocks = min(_blocks(n * d_out), n)
     if blocks == 1:  # no parallel region to start for one task (it costs microseconds)
-        bias_activate(Z, b, A, act, 0, n)
+        lo, hi = _span(0, 1, n)  # not the literals 0, n: Numba would compile a second, literal-typed copy
+        bias_activate(Z, b, A, act, lo, hi)
     else:
         for t in prange(blocks):
             lo, hi = _span(t, blocks, n)
@@ -218,7 +219,8 @@ def weight_gradient(A_prev, D, gW, gb):
     if n == 1:  # an outer product: 2-5x faster than sgemm with k = 1, measured at 256 to 1024 wide
         blocks = min(_blocks(d_in * d_out), d_in)
         if blocks == 1:
-            _outer_rows(A_prev[0], D[0], gW, 0, d_in)
+            lo, hi = _span(0, 1, d_in)
+            _outer_rows(A_prev[0], D[0], gW, lo, hi)
         else:
             for t in prange(blocks):
                 lo, hi = _span(t, blocks, d_in)
@@ -230,7 +232,8 @@ def weight_gradient(A_prev, D, gW, gb):
         return
     blocks = max(1, min(_blocks(n * d_out), d_out // _MIN_COLUMNS))  # whole vectors of columns per task
     if blocks == 1:
-        _column_sums(D, gb, 0, d_out)
+        lo, hi = _span(0, 1, d_out)
+        _column_sums(D, gb, lo, hi)
     else:
         for t in prange(blocks):
             lo, hi = _span(t, blocks, d_out)
