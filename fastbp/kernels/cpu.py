@@ -8,11 +8,14 @@ float dtype (float32 or float64), batch-major:
 The matrix products go to BLAS (``np.dot`` with an output array, which Numba
 turns into a ``gemm`` call through SciPy): measured here, OpenBLAS beats
 hand-written loops at every shape of interest, from 4x32x32 (0.13 us against
-0.42 us) to 128x784x256, by 2x to 20x. The one exception is the weight
-gradient of a single row (batch 1), an outer product, where ``gemm`` with
-``k = 1`` was 2-5x slower than a plain loop at 256 to 1024 wide. The bias,
-the activation and its derivative are fused into one pass over each output
-block afterwards.
+0.42 us) to 128x784x256, by 2x to 20x. There are two exceptions. The weight
+gradient of a single row (batch 1) is an outer product, where ``gemm`` with
+``k = 1`` was 2-5x slower than a plain loop at 256 to 1024 wide. And the
+backward product of at most 128 multiply-adds is a plain loop, which saves the
+50 ns a BLAS call costs before it does any work (the forward product stays on
+BLAS at every size, so that a row's prediction never depends on its batch).
+The bias, the activation and its derivative are fused into one pass over each
+output block afterwards.
 
 Every kernel has a serial form (``dense_forward``) and a parallel twin
 (``dense_forward_parallel``) compiled from the same Python body: the parallel
