@@ -199,10 +199,14 @@ def configure_threading():
             return numba.config.THREADING_LAYER
         _threading_done = True
         if "NUMBA_THREADING_LAYER" in os.environ:
+            if numba.config.THREADING_LAYER in ("tbb", "default", "threadsafe"):
+                _preload_tbb()  # so that a layer which may pick TBB finds the pip-installed library
             return numba.config.THREADING_LAYER
         layer = THREADING_LAYER
         if layer == "auto":
             layer = "tbb" if _tbb_usable() else "omp"
+        elif layer == "tbb":
+            _preload_tbb()
         if layer == "omp":
             os.environ.setdefault("GOMP_SPINCOUNT", "10000")
         numba.config.THREADING_LAYER = layer

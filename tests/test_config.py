@@ -111,3 +111,18 @@ def test_parallel_backend_uses_a_non_spinning_layer():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     layer, spin = out.stdout.split()
     assert layer == "tbb" or (layer == "omp" and spin == "10000")
+
+
+@pytest.mark.parametrize("variable", ["FASTBP_THREADING_LAYER", "NUMBA_THREADING_LAYER"])
+def test_asking_for_tbb_by_name_finds_the_wheel_library(variable):
+    """Naming ``tbb`` (fastbp's setting or Numba's) works where ``auto`` would have picked it."""
+    code = ("import numpy as np, numba, fastbp; m = fastbp.MLP([3, 4, 2], seed=0); "
+            "m.fit(np.ones((8, 3)), np.zeros((8, 2)), epochs=1, backend='parallel'); print(numba.threading_layer())")
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "FASTBP_THREADING_LAYER")}
+    auto = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    if auto.stdout.strip() != "tbb":
+        pytest.skip("TBB is not installed here")
+    env[variable] = "tbb"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "tbb"
