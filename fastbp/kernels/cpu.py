@@ -12,8 +12,12 @@ hand-written loops at every shape of interest, from 4x32x32 (0.13 us against
 gradient of a single row (batch 1) is an outer product, where ``gemm`` with
 ``k = 1`` was 2-5x slower than a plain loop at 256 to 1024 wide. And the
 backward product of at most 128 multiply-adds is a plain loop, which saves the
-50 ns a BLAS call costs before it does any work (the forward product stays on
-BLAS at every size, so that a row's prediction never depends on its batch).
+50 ns a BLAS call costs before it does any work. The forward product stays on
+BLAS at every size, so that a row never takes another path alone than in a
+batch: a loop rounds differently from BLAS, and scikit-learn's subset-invariance
+check caught a prediction that changed in the last bit. (Even BLAS may round a
+single row and a batch differently in float64; the differences stay at that
+level.) Plain loops lose to BLAS from about 32 rows even on 2x2 layers.
 The bias, the activation and its derivative are fused into one pass over each
 output block afterwards.
 
@@ -37,8 +41,8 @@ _BLOCK = 4096  # elements (or rows) per parallel task: smaller work is not worth
 _MAX_BLOCKS = 256
 _MIN_COLUMNS = 16  # columns per task of the bias-gradient sum: one AVX-512 vector of float32
 # Multiply-adds up to which backprop_delta's product is a plain loop: a BLAS call costs about 50 ns
-# more (batch 1, width 2: 0.47 against 0.41 us a call). The forward product always goes to BLAS, so
-# that a row's prediction never depends on the size of its batch.
+# more (batch 1, width 2: 0.47 against 0.41 us a call). The forward product always goes to BLAS (see
+# the module docstring).
 _SMALL_PRODUCT = 128
 
 
