@@ -41,13 +41,19 @@ def bench(args):
             layers = [int(v) for v in args.layers.split("-")]
         except ValueError:
             raise SystemExit(f"--layers must look like 20-64-64-5, got {args.layers!r}")
+        if len(layers) < 2 or min(layers) < 1 or args.samples < 1 or args.batch < 1:
+            raise SystemExit("--layers needs at least two positive widths, and --samples and --batch must be "
+                             f"positive; got {args.layers!r}, {args.samples}, {args.batch}")
         custom.append(b.make_workload("custom", layers=layers, samples=args.samples, batch=args.batch,
                                       activation=args.activation))
     workloads = [w for w in args.workloads.split(",") if w] if args.workloads else ([] if custom else None)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    result = b.run(workloads=workloads if workloads is not None else ("tiny", "digits", "medium"),
-                   backends=args.backends.split(","), peers=[p for p in args.peers.split(",") if p],
-                   epochs=args.epochs, custom=custom, log=log)
+    try:
+        result = b.run(workloads=workloads if workloads is not None else b.WORKLOAD_NAMES,
+                       backends=[n for n in args.backends.split(",") if n],
+                       peers=[n for n in args.peers.split(",") if n], epochs=args.epochs, custom=custom, log=log)
+    except ValueError as exc:
+        raise SystemExit(f"python -m fastbp bench: {exc}") from None
     print(b.to_json(result) if args.json else b.format_table(result))
     if args.plot:
         b.plot(result, args.plot)

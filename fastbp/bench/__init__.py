@@ -25,6 +25,7 @@ from .. import reference
 from ..datasets import load_digits, make_classification, make_spirals
 from .peers import FastbpRunner, make_peer
 
+WORKLOAD_NAMES = ("tiny", "digits", "medium")
 FASTBP_BACKENDS = ("cpu", "parallel", "auto")
 PEER_NAMES = ("numpy", "sklearn", "torch", "jax")
 
@@ -142,7 +143,13 @@ def measure(runners, workload, init, epochs):
     return results
 
 
-def run(workloads=("tiny", "digits", "medium"), backends=FASTBP_BACKENDS, peers=PEER_NAMES, epochs=5,
+def _check_names(kind, given, known):
+    unknown = [name for name in given if name not in known]
+    if unknown:
+        raise ValueError(f"unknown {kind} {', '.join(map(repr, unknown))}: expected one of {', '.join(known)}")
+
+
+def run(workloads=WORKLOAD_NAMES, backends=FASTBP_BACKENDS, peers=PEER_NAMES, epochs=5,
         custom=None, log=print):
     """Run the comparison; returns a JSON-ready dict (see :func:`format_table`).
 
@@ -161,6 +168,11 @@ def run(workloads=("tiny", "digits", "medium"), backends=FASTBP_BACKENDS, peers=
     log : callable
         Progress messages.
     """
+    _check_names("workload", workloads, WORKLOAD_NAMES)
+    _check_names("fastbp backend", backends, FASTBP_BACKENDS + ("numpy",))
+    _check_names("peer", peers, PEER_NAMES)
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
     gemm = gemm_gflops()
     log(f"float32 GEMM (NumPy, best of 256/512/1024 square): {gemm:.1f} GFLOP/s")
     result = {"machine": {"platform": platform.platform(), "processor": cpu_model(),

@@ -1,0 +1,73 @@
+"""``python -m fastbp bench`` (fastbp/bench): what it reports and how it refuses bad requests.
+
+Timings are never asserted; the figures' relations are (same losses, ratios against the best row).
+"""
+import json
+
+import numpy as np
+import pytest
+
+from fastbp import __main__ as cli
+from fastbp import bench
+
+
+@pytest.fixture(scope="module")
+def small_result():
+    workload = bench.make_workload("custom", layers=[4, 8, 3], samples=256, batch=32)
+    return bench.run(workloads=(), backends=("cpu", "auto"), peers=("numpy",), epochs=2, custom=[workload],
+                     log=lambda *a: None)
+
+
+def test_run_reports_every_implementation_with_the_same_loss(small_result):
+    (workload,) = small_result["workloads"]
+    assert workload["name"] == "custom" and workload["layers"] == [4, 8, 3] and workload["samples"] == 256
+    rows = {r["implementation"]: r for r in workload["results"]}
+    assert set(rows) == {"fastbp-cpu", "fastbp-auto", "numpy"}
+    assert rows["fastbp-auto"]["resolved_backend"] == "cpu"  # 3 * 32 * 56 multiply-adds: far below the threshold
+    losses = [r["final_loss"] for r in rows.values()]
+    np.testing.assert_allclose(losses, losses[0], rtol=1e-5)  # the speed is not bought with other arithmetic
+    assert np.isfinite(losses[0]) and losses[0] > 0
+    best = max(rows["fastbp-cpu"]["samples_per_second"], rows["fastbp-auto"]["samples_per_second"])
+    for r in rows.values():
+        assert len(r["epoch_times_s"]) == 2
+        assert r["fastbp_speedup"] == pytest.approx(best / r["samples_per_second"])
+        assert r["gflops"] == pytest.approx(r["samples_per_second"] * workload["flops_per_sample"] / 1e9)
+    assert small_result["machine"]["gemm_gflops"] > 0
+
+
+def test_table_and_json_carry_the_rows(small_result):
+    table = bench.format_table(small_result).splitlines()
+    assert sum(line.startswith("custom ") for line in table) == 3
+    assert any("fastbp-auto (cpu)" in line for line in table)
+    assert json.loads(bench.to_json(small_result))["workloads"][0]["results"][0]["implementation"] == "fastbp-cpu"
+
+
+def test_flops_count_every_delta_pass_but_the_first_layers():
+    workload = bench.make_workload("custom", layers=[4, 8, 3], samples=16, batch=4)
+    assert workload.flops_per_sample == 2 * (2 * (4 * 8 + 8 * 3) + 8 * 3)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(workloads=("huge",)), "unknown workload 'huge'"),
+    (dict(backends=("gpu",)), "unknown fastbp backend 'gpu'"),
+    (dict(peers=("none",)), "unknown peer 'none'"),
+    (dict(epochs=0), "epochs must be at least 1, got 0"),
+])
+def test_run_refuses_unknown_names_before_measuring(kwargs, message):
+    def fail(*args):
+        raise AssertionError("measured before checking its arguments")
+
+    with pytest.raises(ValueError, match=message):
+        bench.run(**{"workloads": (), **kwargs}, log=fail)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--peers", "pytorch"], "unknown peer 'pytorch': expected one of numpy, sklearn, torch, jax"),
+    (["bench", "--layers", "5"], "--layers needs at least two positive widths"),
+    (["bench", "--layers", "5-x-2"], "--layers must look like 20-64-64-5, got '5-x-2'"),
+    (["bench", "--layers", "5-3", "--batch", "0"], "--samples and --batch must be positive"),
+])
+def test_command_line_errors_are_one_clear_line(argv, message):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert message in str(exc.value)
