@@ -204,6 +204,69 @@ def test_count_correct_row_matches_numpy_on_a_batch(dtype):
     assert _count_correct(Z, Tb, kernels.BINARY_CROSS_ENTROPY) == expected
 
 
+# --------------------------------------------------------------------------- softmax_rows
+SOFTMAX_TARGETS = ["onehot", "prob", "unnormalized"]
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("n,k", [(1, 1), (1, 4), (33, 2), (33, 10)])
+@pytest.mark.parametrize("targets", SOFTMAX_TARGETS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_softmax_rows_is_loss_row_and_count_correct_row_over_the_rows(dtype, targets, n, k, weighted):
+    """The block form the epoch driver calls for softmax: the per-row loss (weighted), deltas and accuracy."""
+    rng = np.random.default_rng(n * 1000 + k)
+    Z = (3.0 * rng.standard_normal((n, k))).astype(dtype)
+    T = make_targets(targets, rng, n, k, dtype)
+    # Weights include 0 and 1 (a row of weight 1 and one-hot target shares the product's log).
+    sw = rng.choice(np.array([0.0, 0.5, 1.0, 2.5], dtype=dtype), size=n) if weighted else np.zeros(0, dtype)
+    code = kernels.SOFTMAX_CROSS_ENTROPY
+    scale = dtype(1.0 / n)
+    D = np.full_like(Z, np.nan)
+    total, correct = losses.softmax_rows(Z, T, sw, scale, D)
+
+    w = sw if weighted else np.ones(n, dtype)
+    D_row = np.full_like(Z, np.nan)
+    expected = 0.0
+    for i in range(n):
+        expected += float(w[i]) * losses.loss_row(Z[i], T[i], code, scale * w[i], D_row[i])
+    assert isinstance(total, float)
+    # Fast math lets LLVM sum a row's exponentials in another order in each compiled context.
+    close = dict(rtol=1e-6, atol=1e-7) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(total, expected, **close)
+    np.testing.assert_allclose(D, D_row, **close)
+    assert correct == _count_correct(Z, T, code)
+    # And against the reference's weighted mean, independently of loss_row.
+    if w.sum() > 0:
+        value = reference.loss_value("softmax_cross_entropy", Z.astype(np.float64), T.astype(np.float64),
+                                     w.astype(np.float64) if weighted else None)
+        np.testing.assert_allclose(total / w.sum(), value, **tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_softmax_rows_shared_logarithm_survives_long_products(dtype):
+    """Rows whose softmax sums multiply past 1e250 are folded in on the way, with no overflow."""
+    n, k = 400, 1000
+    Z = np.zeros((n, k), dtype)  # every row: s = 1000, loss = log(1000); the product would reach 1e1200
+    T = np.eye(k, dtype=dtype)[np.arange(n) % k]
+    D = np.empty_like(Z)
+    total, correct = losses.softmax_rows(Z, T, np.zeros(0, dtype), dtype(1.0 / n), D)
+    assert total == pytest.approx(n * math.log(k), rel=1e-12)
+    assert correct == 1  # ties go to index 0: only the row whose target is class 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_softmax_rows_with_a_non_finite_logit_reports_a_non_finite_loss(dtype):
+    """A NaN or infinite logit must not vanish into the shared product (the driver stops on a non-finite loss)."""
+    for bad in (np.nan, np.inf, -np.inf):
+        Z = np.zeros((3, 4), dtype)
+        Z[1, 2] = bad
+        T = np.eye(4, dtype=dtype)[[0, 1, 2]]
+        total, _ = losses.softmax_rows(Z, T, np.zeros(0, dtype), dtype(1.0 / 3), np.empty_like(Z))
+        # As loss_row: not finite, -inf included (0 * -inf in t . z; a linear output reaches -inf only
+        # by overflow, when training has diverged anyway).
+        assert not np.isfinite(total)
+
+
 # --------------------------------------------------------------------------- update_span
 def make_hyper(lr, momentum=0.0, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8, nesterov=False):
     h = np.zeros(updates.N_HYPER, dtype=np.float64)

@@ -429,6 +429,7 @@ def _build():
                          for name in activations.ELEMENTWISE})
     _activation_value = _retarget(activations.activation_value, math_globals)
     _activation_derivative = _retarget(activations.activation_derivative, math_globals)
+    math_globals["softmax_row_parts"] = _retarget(losses.softmax_row_parts, math_globals)  # loss_row calls it
     _loss_row = _retarget(losses.loss_row, math_globals)
     _count_correct_row = _retarget(losses.count_correct_row, math_globals)
     _update = _retarget(updates.update, math_globals)

@@ -36,7 +36,7 @@ from numba import prange
 
 from .._config import jit, twins
 from .cpu import _span, backprop_delta, dense_forward, weight_gradient
-from .losses import MSE, BINARY_CROSS_ENTROPY, count_correct_row, loss_row
+from .losses import BINARY_CROSS_ENTROPY, MSE, SOFTMAX_CROSS_ENTROPY, count_correct_row, loss_row, softmax_rows
 from .updates import update
 from .views import matrix_view
 
@@ -124,15 +124,18 @@ def chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, z, a, d, grad, o
     last = n_layers - 1
     zo = forward_chunk(xv, theta, layers, z, a)
     do = workspace_view(d, layers, last, rows)
-    total = 0.0
-    correct = 0
-    weighted = wv.shape[0] > 0
-    w = theta.dtype.type(1.0)
-    for i in range(rows):
-        if weighted:
-            w = wv[i]
-        total += float(w) * loss_row(zo[i], tv[i], loss, scale * w, do[i])
-        correct += count_correct_row(zo[i], tv[i], loss)
+    if loss == SOFTMAX_CROSS_ENTROPY:
+        total, correct = softmax_rows(zo, tv, wv, scale, do)
+    else:
+        total = 0.0
+        correct = 0
+        weighted = wv.shape[0] > 0
+        w = theta.dtype.type(1.0)
+        for i in range(rows):
+            if weighted:
+                w = wv[i]
+            total += float(w) * loss_row(zo[i], tv[i], loss, scale * w, do[i])
+            correct += count_correct_row(zo[i], tv[i], loss)
     out[0] = total
     out[1] = correct
     for l in range(last, -1, -1):
