@@ -46,7 +46,7 @@ _MIN_COLUMNS = 16  # columns per task of the bias-gradient sum: one AVX-512 vect
 _SMALL_PRODUCT = 128
 
 
-@jit
+@jit(inline="always")
 def _blocks(count):
     """Number of tasks for ``count`` items of elementwise work: 1 below ``_BLOCK`` items, at most 256.
 
@@ -93,7 +93,7 @@ def _small_product_transposed(D, W, out):
             o[k] = s
 
 
-@jit
+@jit(inline="always")
 def _span(t, blocks, count):
     """Task ``t``'s half-open range when ``count`` items are split into ``blocks`` tasks."""
     size = -(-count // blocks)
