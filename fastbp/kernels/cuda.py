@@ -58,7 +58,8 @@ Shared math
 The activation, loss and optimizer math is not rewritten for the GPU: the
 Python bodies of :func:`~fastbp.kernels.activations.activation_value`,
 :func:`~fastbp.kernels.activations.activation_derivative`,
-:func:`~fastbp.kernels.losses.loss_row`,
+:func:`~fastbp.kernels.losses.loss_row` (with the
+:func:`~fastbp.kernels.losses.softmax_row_parts` it calls),
 :func:`~fastbp.kernels.losses.count_correct_row` and
 :func:`~fastbp.kernels.updates.update` are compiled a second time as CUDA
 device functions. numba-cuda can call a CPU ``@jit`` function from a kernel,

@@ -15,6 +15,10 @@ is simply ``output - target`` (scaled by ``1/(n k)`` or ``1/n``): this holds
 because each loss is paired with its canonical link, sigmoid with binary
 cross-entropy and softmax with categorical cross-entropy. For softmax targets
 whose row does not sum to one, the exact delta ``softmax(z) sum_c t_c - t`` is used.
+
+:func:`loss_row` and :func:`count_correct_row` work on one row (the CUDA
+kernels call them per thread); :func:`softmax_rows` does both for a block of
+softmax rows at once, with one logarithm for many rows (the CPU driver's path).
 """
 
 import math
