@@ -96,6 +96,34 @@ def test_dense_forward_output_may_alias_preactivation(dtype, act, backend):
     np.testing.assert_allclose(Z, reference.activation(act, Z_ref), **tol(dtype))
 
 
+def fma_chain_row(x, W, b):
+    """``x @ W + b`` in float32 as one fused multiply-add per weight, inputs in order.
+
+    A float32 product is exact in float64 and the float64 sum of it and a
+    float32 is rounded once more to float32, so this emulates ``fma`` (barring
+    double rounding, about one case in 2**29).
+    """
+    acc = np.zeros(W.shape[1], dtype=np.float32)
+    for k in range(W.shape[0]):
+        acc = (np.float64(x[k]) * f64(W[k]) + f64(acc)).astype(np.float32)
+    return acc + b
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dense_forward_of_one_row_rounds_as_a_fused_chain(backend):
+    """A single row through a small layer (at most 8 inputs, 128 weights) is a loop, not a BLAS call.
+
+    It must round as BLAS does a row of a batch, one fused multiply-add per weight in input order,
+    so a prediction does not change in the last bit when the row comes alone.
+    """
+    rng = np.random.default_rng(7)
+    for d_in, d_out in [(1, 1), (2, 2), (2, 64), (3, 40), (5, 7), (8, 16)]:
+        X, W, b = layer_inputs(rng, 1, d_in, d_out, np.float32)
+        Z = np.empty((1, d_out), np.float32)
+        FORWARD[backend](X, W, b, kernels.IDENTITY, Z, Z)
+        np.testing.assert_array_equal(Z[0], fma_chain_row(X[0], W, b), err_msg=f"{d_in}x{d_out}")
+
+
 # --------------------------------------------------------------------------- backprop_delta
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
