@@ -13,8 +13,9 @@ Examples
 
 from .gradcheck import gradcheck
 from .model import MLP, DivergedError
+from .network import Network
 from .optim import SGD, Adam, AdamW, Optimizer
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "SGD", "Adam", "AdamW", "DivergedError", "Optimizer", "gradcheck", "__version__"]
+__all__ = ["MLP", "SGD", "Adam", "AdamW", "DivergedError", "Network", "Optimizer", "gradcheck", "__version__"]

@@ -40,7 +40,7 @@ def bench(args):
         try:
             layers = [int(v) for v in args.layers.split("-")]
         except ValueError:
-            raise SystemExit(f"--layers must look like 20-64-64-5, got {args.layers!r}")
+            raise SystemExit(f"--layers must look like 20-64-64-5, got {args.layers!r}") from None
         if len(layers) < 2 or min(layers) < 1 or args.samples < 1 or args.batch < 1:
             raise SystemExit("--layers needs at least two positive widths, and --samples and --batch must be "
                              f"positive; got {args.layers!r}, {args.samples}, {args.batch}")

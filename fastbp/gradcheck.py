@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .params import unflatten
+from .model import MLP
 from .reference import l2_penalty, loss_value, sample_weights
 
 
@@ -54,11 +54,9 @@ def gradcheck(model, X, y, eps=1e-5, max_params=None, seed=0, sample_weight=None
     >>> fastbp.gradcheck(model, X, y) < 1e-6
     True
     """
-    from .model import MLP  # gradcheck is above the model in the call graph, below it in imports
-
     probe = MLP(model.layers, activation=model.activations, loss=model.loss, dtype=np.float64)
     probe.theta[...] = model.theta
-    X, T = probe._check_data(X, y)
+    X, T = probe.network.check_data(X, y)
     _, gWs, gbs = probe.loss_and_grad(X, T, sample_weight=sample_weight, l2=l2)
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     _, weight_sum = sample_weights(X.shape[0], sw)
@@ -68,7 +66,7 @@ def gradcheck(model, X, y, eps=1e-5, max_params=None, seed=0, sample_weight=None
                 + l2_penalty(probe.get_weights()[0], l2, weight_sum))
 
     analytic = np.empty(probe.n_params)
-    for view, g in zip(sum(unflatten(analytic, probe.layers), []), gWs + gbs):
+    for view, g in zip(sum(probe.network.unflatten(analytic), []), gWs + gbs):
         view[...] = g
     indices = np.arange(probe.n_params)
     if max_params is not None and max_params < probe.n_params:

@@ -1,34 +1,18 @@
 """The multilayer perceptron: construction, training, prediction, saving."""
 
-import json
-import lzma
 import numbers
-import struct
 import time
 import warnings
-import zipfile
-import zlib
 
 import numpy as np
 
 from . import training
-from ._validation import as_features, as_penalty, as_positive_int, as_sample_weight, as_targets
-from .kernels import epoch
-from .kernels.activations import ACTIVATIONS, IDENTITY
-from .kernels.losses import LOSSES, row_divisor
-from .optim import Adam, Optimizer
-from .params import INITS, initial_params, layer_table, unflatten, workspace_width
+from ._validation import as_penalty, as_sample_weight
+from .fitting import EarlyStopping, check_fit_arguments, new_history, progress_line
+from .network import Network
+from .optim import Adam
+from .persistence import DTYPES, LOAD_ERRORS, read_model_file, write_model_file
 from .reference import loss_value, sigmoid, softmax
-
-_FORMAT = "fastbp-mlp"
-_FORMAT_VERSION = 1
-_DTYPES = {"float32": np.float32, "float64": np.float64}
-_PREDICT_BLOCK = 1024
-_MAX_HEADER_BYTES = 1 << 20  # the JSON header of a saved model is a few hundred bytes
-# RuntimeError: zipfile refuses encrypted members (and, as NotImplementedError, unknown compression);
-# json.loads gives up on deep nesting (RecursionError)
-_LOAD_ERRORS = (OSError, EOFError, KeyError, TypeError, ValueError, OverflowError, RuntimeError, struct.error,
-                zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 
 
 class DivergedError(FloatingPointError):
@@ -80,31 +64,42 @@ class MLP:
     """
 
     def __init__(self, layers, activation="relu", loss="mse", dtype=np.float32, seed=None, init="auto"):
-        sizes = _check_layers(layers)
-        act_names = _check_activations(activation, len(sizes) - 2)
-        if not isinstance(loss, str) or loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
-        if init not in INITS:
-            raise ValueError(f"unknown init {init!r}; expected one of {list(INITS)}")
-        self.dtype = _check_dtype(dtype)
+        network = Network(layers, activation, loss, dtype)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
             raise TypeError(f"seed must be a non-negative int or None, got {seed!r}")
-        self.layers = sizes
-        self.activations = act_names
-        self.loss = loss
         self.seed = seed
         self.init = init
         self.optimizer = None
-        self._act_codes = [ACTIVATIONS[a] for a in act_names] + [IDENTITY]
-        self._loss_code = LOSSES[loss]
         self._rng = np.random.default_rng(seed)
-        self.theta = initial_params(sizes, self._act_codes, init, self._rng, self.dtype)
+        self.theta = network.initial_params(init, self._rng)
+        self.network = network
+
+    # ---------------------------------------------------------- architecture
+    @property
+    def layers(self):
+        """Layer widths, input first (``network.sizes``)."""
+        return self.network.sizes
+
+    @property
+    def activations(self):
+        """Hidden-layer activation names, one per hidden layer."""
+        return self.network.activations
+
+    @property
+    def loss(self):
+        """The loss name."""
+        return self.network.loss
+
+    @property
+    def dtype(self):
+        """Parameter and computation dtype."""
+        return self.network.dtype
 
     # ----------------------------------------------------------------- weights
     @property
     def n_params(self):
         """Number of trainable parameters (weights and biases)."""
-        return self.theta.shape[0]
+        return self.network.n_params
 
     def get_weights(self):
         """Copies of the weights and biases.
@@ -116,7 +111,7 @@ class MLP:
         bs : list of ndarray
             ``b`` of each layer, shaped ``(fan_out,)``.
         """
-        Ws, bs = unflatten(self.theta, self.layers)
+        Ws, bs = self.network.unflatten(self.theta)
         return [W.copy() for W in Ws], [b.copy() for b in bs]
 
     def set_weights(self, Ws, bs):
@@ -128,7 +123,7 @@ class MLP:
             As returned by :meth:`get_weights`. Arrays must have exactly the
             model's dtype and be finite.
         """
-        own_Ws, own_bs = unflatten(self.theta, self.layers)
+        own_Ws, own_bs = self.network.unflatten(self.theta)
         if len(Ws) != len(own_Ws) or len(bs) != len(own_bs):
             raise ValueError(f"expected {len(own_Ws)} weight and {len(own_bs)} bias arrays, "
                              f"got {len(Ws)} and {len(bs)}")
@@ -215,47 +210,20 @@ class MLP:
             When the loss becomes non-finite (without early stopping); the
             model keeps the weights from before the diverging epoch.
         """
-        X, T = self._check_data(X, y)
+        X, T = self.network.check_data(X, y)
         sw = as_sample_weight(sample_weight, X.shape[0], self.dtype)
         l2 = as_penalty("l2", l2)
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data must be a pair (X_val, y_val)")
-            val = self._check_data(*validation_data, what="validation ")
-        epochs = as_positive_int("epochs", epochs)
-        batch_size = as_positive_int("batch_size", batch_size)
-        if backend not in training.BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; expected one of {list(training.BACKENDS)}")
-        if optimizer is not None and not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a fastbp optimizer (SGD, Adam, AdamW), got {optimizer!r}")
-        callbacks = list(callbacks or [])
-        if not all(callable(cb) for cb in callbacks):
-            raise TypeError("callbacks must be callables taking (epoch, logs)")
-        if patience is not None:
-            patience = as_positive_int("patience", patience)
-        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not min_delta >= 0:
-            raise ValueError(f"min_delta must be a real number >= 0, got {min_delta!r}")
-
-        # A minibatch never holds more than n rows, so neither do the workspaces.
-        rows = min(batch_size, X.shape[0])
+        val, epochs, batch_size, callbacks, patience = check_fit_arguments(
+            self.network, validation_data, epochs, batch_size, backend, optimizer, callbacks, patience, min_delta)
+        stopper = EarlyStopping(patience, min_delta, restore_best_weights, "val_loss" if val is not None else "loss")
+        rows = min(batch_size, X.shape[0])  # a minibatch never holds more than n rows, so neither do the workspaces
         resolved = training.choose_backend(backend, self.layers, rows)
         opt = optimizer or self.optimizer or Adam()
         opt.bind(self.n_params, self.dtype)
-        trainer = training.make_trainer(resolved, self.layers, self._act_codes, self._loss_code, self.theta, opt,
-                                        rows, l2)
+        trainer = training.make_trainer(resolved, self.network, self.theta, opt, rows, l2)
         self.optimizer = opt
-        classify = self.loss != "mse"
-        history = {"loss": [], "samples_per_second": [], "backend": resolved}
-        if classify:
-            history["accuracy"] = []
-        if val is not None:
-            history["val_loss"] = []
-            if classify:
-                history["val_accuracy"] = []
-        monitor = "val_loss" if val is not None else "loss"
+        history = new_history(resolved, classify=self.loss != "mse", validation=val is not None)
         on_device = getattr(trainer, "on_device", False)
-        best, best_theta, best_state, waited = np.inf, None, None, 0
         n = X.shape[0]
         for ep in range(epochs):
             order = self._rng.permutation(n) if shuffle else np.arange(n)
@@ -264,7 +232,7 @@ class MLP:
             t0 = time.perf_counter()
             loss, acc, diverged = trainer.run_epoch(X, T, order, sw)
             seconds = time.perf_counter() - t0
-            if on_device and (diverged or val is not None or callbacks or patience is not None):
+            if on_device and (diverged or val is not None or callbacks or stopper.active):
                 trainer.fetch()  # these need the weights on the host
             if diverged or not np.all(np.isfinite(self.theta)):
                 if not on_device:
@@ -272,37 +240,32 @@ class MLP:
                     opt.restore_state(state_before)
                 message = (f"training diverged in epoch {ep + 1}: the loss became non-finite; the weights from "
                            "before that epoch were kept. Try a smaller learning rate.")
-                if patience is None:
+                if not stopper.active:
                     raise DivergedError(message, history)
                 warnings.warn(message, RuntimeWarning, stacklevel=2)
                 break
-            logs = {"loss": loss}
-            if classify:
-                logs["accuracy"] = acc
-            if val is not None:
-                logs.update({"val_" + k: v for k, v in self._metrics(*val).items()})
-            logs["samples_per_second"] = n / seconds if seconds > 0 else float("inf")
+            logs = self._epoch_logs(loss, acc, val, n / seconds if seconds > 0 else float("inf"))
             for key, value in logs.items():
                 history[key].append(value)
             if verbose:
-                print(_progress_line(ep + 1, epochs, logs), flush=True)
+                print(progress_line(ep + 1, epochs, logs), flush=True)
             stop = any([cb(ep, dict(logs)) is True for cb in callbacks])  # every callback runs
-            if patience is not None:
-                if logs[monitor] < best - min_delta:
-                    best, waited = logs[monitor], 0
-                    if restore_best_weights:
-                        best_theta, best_state = self.theta.copy(), opt.state_copy()
-                else:
-                    waited += 1
-                    stop = stop or waited >= patience
-            if stop:
+            if stopper.update(logs, self.theta, opt) or stop:
                 break
         if on_device:
             trainer.fetch()
-        if best_theta is not None:
-            self.theta[...] = best_theta
-            opt.restore_state(best_state)
+        stopper.restore(self.theta, opt)
         return history
+
+    def _epoch_logs(self, loss, acc, val, samples_per_second):
+        """One epoch's figures, in the order the history and the progress line show them."""
+        logs = {"loss": loss}
+        if self.loss != "mse":
+            logs["accuracy"] = acc
+        if val is not None:
+            logs.update({"val_" + k: v for k, v in self._metrics(*val).items()})
+        logs["samples_per_second"] = samples_per_second
+        return logs
 
     def partial_fit(self, X, y, batch_size=32, optimizer=None, shuffle=True, backend="auto", sample_weight=None,
                     l2=0.0):
@@ -328,29 +291,17 @@ class MLP:
         gWs, gbs : list of ndarray
             Gradients in the layout of :meth:`get_weights`.
         """
-        X, T = self._check_data(X, y)
+        X, T = self.network.check_data(X, y)
         sw = as_sample_weight(sample_weight, X.shape[0], self.dtype)
         l2 = as_penalty("l2", l2)
-        rows = X.shape[0]
-        width = workspace_width(self.layers, rows)
-        bufs = [np.empty(width, dtype=self.dtype) for _ in range(3)]
-        grad = np.empty_like(self.theta)
-        table = layer_table(self.layers, self._act_codes, rows)
-        sw = np.zeros(0, dtype=self.dtype) if sw is None else sw
-        loss, _ = epoch.loss_and_grad(X, T, sw, self.theta, table, self._loss_code, l2, *bufs, grad)
-        gWs, gbs = unflatten(grad, self.layers)
-        return float(loss), gWs, gbs
+        loss, grad = training.loss_and_grad(self.network, self.theta, X, T, sw, l2)
+        gWs, gbs = self.network.unflatten(grad)
+        return loss, gWs, gbs
 
     # -------------------------------------------------------------- inference
     def decision_function(self, X):
         """The output layer's pre-activations (logits for the cross-entropy losses), shape ``(n, k)``."""
-        X = as_features(X, self.layers[0], self.dtype)
-        block = min(_PREDICT_BLOCK, X.shape[0])
-        width = workspace_width(self.layers, block)
-        zbuf, abuf = np.empty(width, dtype=self.dtype), np.empty(width, dtype=self.dtype)
-        out = np.empty((X.shape[0], self.layers[-1]), dtype=self.dtype)
-        epoch.predict_raw(X, self.theta, layer_table(self.layers, self._act_codes, block), block, zbuf, abuf, out)
-        return out
+        return training.output_logits(self.network, self.theta, self.network.check_features(X))
 
     def predict(self, X):
         """Class probabilities (softmax / sigmoid) for the cross-entropy losses, values for mse.
@@ -375,20 +326,14 @@ class MLP:
             ``{"loss": float}``, plus ``"accuracy"`` for the cross-entropy losses
             (argmax for softmax, ``p > 0.5`` per output for binary).
         """
-        return self._metrics(*self._check_data(X, y))
+        return self._metrics(*self.network.check_data(X, y))
 
     def _metrics(self, X, T):
-        Z = self.decision_function(X)
+        Z = training.output_logits(self.network, self.theta, X)
         result = {"loss": loss_value(self.loss, Z, T)}
         if self.loss != "mse":
-            per_row = row_divisor(self._loss_code, T.shape[1])
-            result["accuracy"] = training.correct_count(self.loss, Z, T) / (X.shape[0] * per_row)
+            result["accuracy"] = training.correct_count(self.loss, Z, T) / (X.shape[0] * self.network.row_divisor)
         return result
-
-    def _check_data(self, X, y, what=""):
-        X = as_features(X, self.layers[0], self.dtype, what)
-        T = as_targets(y, X.shape[0], self.layers[-1], self.loss, self.dtype, what)
-        return X, T
 
     # ------------------------------------------------------------- save/load
     def save(self, path):
@@ -396,12 +341,9 @@ class MLP:
 
         The optimizer state is not saved.
         """
-        header = {"format": _FORMAT, "version": _FORMAT_VERSION, "layers": self.layers,
-                  "activation": self.activations, "loss": self.loss, "dtype": np.dtype(self.dtype).name,
-                  "init": self.init, "seed": self.seed}
-        blob = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-        with open(path, "wb") as f:
-            np.savez(f, header=blob, theta=self.theta)
+        header = {"layers": self.layers, "activation": self.activations, "loss": self.loss,
+                  "dtype": self.dtype.name, "init": self.init, "seed": self.seed}
+        write_model_file(path, header, self.theta)
 
     @classmethod
     def load(cls, path):
@@ -420,10 +362,10 @@ class MLP:
             When ``path`` does not exist.
         """
         try:
-            header, theta = _read_model_file(path)
+            header, theta = read_model_file(path)
             model = cls(header["layers"], activation=header["activation"], loss=header["loss"],
-                        dtype=_DTYPES[header["dtype"]], seed=header.get("seed"), init=header.get("init", "auto"))
-        except _LOAD_ERRORS as exc:
+                        dtype=DTYPES[header["dtype"]], seed=header.get("seed"), init=header.get("init", "auto"))
+        except LOAD_ERRORS as exc:
             if isinstance(exc, FileNotFoundError):
                 raise
             raise ValueError(f"{path!s} is not a valid fastbp model file: {exc}") from None
@@ -432,105 +374,4 @@ class MLP:
 
     def __repr__(self):
         return (f"MLP({self.layers}, activation={self.activations!r}, loss={self.loss!r}, "
-                f"dtype=np.{np.dtype(self.dtype).name}, seed={self.seed!r})")
-
-
-def _check_layers(layers):
-    try:
-        sizes = list(layers)
-    except TypeError:
-        raise TypeError(f"layers must be a sequence of ints, got {layers!r}") from None
-    if len(sizes) < 2:
-        raise ValueError(f"layers needs at least an input and an output width, got {sizes}")
-    for s in sizes:
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
-            raise ValueError(f"layer widths must be positive ints, got {sizes}")
-    return [int(s) for s in sizes]
-
-
-def _check_activations(activation, n_hidden):
-    names = [activation] * n_hidden if isinstance(activation, str) else activation
-    try:
-        names = list(names)
-    except TypeError:
-        raise TypeError(f"activation must be a name or a list of names, got {activation!r}") from None
-    if len(names) != n_hidden:
-        raise ValueError(f"expected {n_hidden} hidden-layer activations, got {len(names)}")
-    for a in names:
-        if not isinstance(a, str) or a not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {a!r}; expected one of {sorted(ACTIVATIONS)}")
-    if isinstance(activation, str) and n_hidden == 0 and activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
-    return names
-
-
-def _check_dtype(dtype):
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dtype!r}") from None
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be numpy.float32 or numpy.float64, got {dt}")
-    return dt
-
-
-def _read_model_file(path):
-    """The checked header dict and parameter vector of a saved model; errors for anything else."""
-    with zipfile.ZipFile(path) as archive:
-        names = sorted(archive.namelist())
-        if names != ["header.npy", "theta.npy"]:
-            raise ValueError(f"expected arrays 'header' and 'theta', found {names}")
-        blob = _read_npy_member(archive, "header.npy", np.dtype(np.uint8), max_items=_MAX_HEADER_BYTES)
-        try:
-            header = json.loads(blob.tobytes().decode("utf-8"))
-        except RecursionError:
-            raise ValueError("the header is nested too deeply to be a fastbp header") from None
-        if not isinstance(header, dict) or header.get("format") != _FORMAT:
-            raise ValueError("the header does not describe a fastbp MLP")
-        if header.get("version") != _FORMAT_VERSION:
-            raise ValueError(f"unsupported format version {header.get('version')!r}")
-        dtype = header.get("dtype")
-        if not isinstance(dtype, str) or dtype not in _DTYPES:
-            raise ValueError(f"unsupported dtype {dtype!r}")
-        for key in ("layers", "activation", "loss"):
-            if key not in header:
-                raise ValueError(f"the header has no {key!r}")
-        sizes = _check_layers(header["layers"])
-        n_params = sum(fan_in * fan_out + fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
-        theta = _read_npy_member(archive, "theta.npy", np.dtype(_DTYPES[dtype]), shape=(n_params,))
-    if not np.all(np.isfinite(theta)):
-        raise ValueError("the parameters contain NaN or Inf")
-    return header, theta
-
-
-def _read_npy_member(archive, name, dtype, shape=None, max_items=None):
-    """A 1-D ``.npy`` member of ``dtype``: its header is checked before any data is read or allocated."""
-    with archive.open(name) as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            got_shape, _, got_dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            got_shape, _, got_dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise ValueError(f"{name}: unsupported .npy version {version}")
-        if got_dtype != dtype:
-            raise ValueError(f"{name}: expected dtype {dtype}, got {got_dtype}")
-        if len(got_shape) != 1 or (shape is not None and got_shape != shape):
-            raise ValueError(f"{name}: expected shape {shape or '(n,)'}, got {got_shape}")
-        if max_items is not None and got_shape[0] > max_items:
-            raise ValueError(f"{name}: {got_shape[0]} items is more than the {max_items} allowed")
-        nbytes = got_shape[0] * dtype.itemsize
-        data = f.read(nbytes + 1)  # reading to the end makes zipfile check the CRC
-    if len(data) != nbytes:
-        raise ValueError(f"{name}: expected {nbytes} bytes of data, got {'more' if len(data) > nbytes else len(data)}")
-    return np.frombuffer(data, dtype=dtype).copy()
-
-
-def _progress_line(ep, epochs, logs):
-    parts = [f"epoch {ep:>{len(str(epochs))}}/{epochs}"]
-    for key, value in logs.items():
-        if key == "samples_per_second":
-            parts.append(f"{value:,.0f} samples/s")
-        else:
-            parts.append(f"{key} {value:.4f}")
-    return "  ".join(parts)
+                f"dtype=np.{self.dtype.name}, seed={self.seed!r})")

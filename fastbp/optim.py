@@ -2,7 +2,8 @@
 
 The update rules and defaults are those of ``torch.optim.SGD`` (dampening 0),
 ``torch.optim.Adam`` and ``torch.optim.AdamW`` (``amsgrad`` is not offered).
-The compiled loops live in :mod:`fastbp.kernels.updates`.
+The compiled loops live in :mod:`fastbp.kernels.updates`; the codes and
+hyperparameter indices they share with this module in :mod:`fastbp.kernels.layout`.
 
 An optimizer keeps its state (momentum buffer or Adam moments and the step
 count) between calls to ``fit``, so passing the same instance again continues
@@ -14,7 +15,7 @@ import numbers
 
 import numpy as np
 
-from .kernels import updates
+from .kernels import layout
 
 
 def _check_number(name, value, low=0.0, low_inclusive=True, high=None):
@@ -30,7 +31,7 @@ def _check_number(name, value, low=0.0, low_inclusive=True, high=None):
 class Optimizer:
     """Base class: a flat-vector optimizer. Use :class:`SGD`, :class:`Adam` or :class:`AdamW`."""
 
-    code = None  # the rule's code in fastbp.kernels.updates
+    code = None  # the rule's code in fastbp.kernels.layout
     name = None  # the rule's name in fastbp.reference.optimizer_step
 
     def __init__(self):
@@ -50,13 +51,13 @@ class Optimizer:
     def hyperparameters(self):
         """The float64 array of hyperparameters read by the compiled update."""
         s = self.settings()
-        h = np.zeros(updates.N_HYPER)
-        h[updates.H_LR] = s["lr"]
-        h[updates.H_WEIGHT_DECAY] = s["weight_decay"]
-        h[updates.H_MOMENTUM] = s["momentum"]
-        h[updates.H_NESTEROV] = float(s["nesterov"])
-        h[updates.H_BETA1], h[updates.H_BETA2] = s["betas"]
-        h[updates.H_EPS] = s["eps"]
+        h = np.zeros(layout.N_HYPER)
+        h[layout.H_LR] = s["lr"]
+        h[layout.H_WEIGHT_DECAY] = s["weight_decay"]
+        h[layout.H_MOMENTUM] = s["momentum"]
+        h[layout.H_NESTEROV] = float(s["nesterov"])
+        h[layout.H_BETA1], h[layout.H_BETA2] = s["betas"]
+        h[layout.H_EPS] = s["eps"]
         return h
 
     def bind(self, n_params, dtype):
@@ -109,7 +110,7 @@ class SGD(Optimizer):
     SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.0)
     """
 
-    code = updates.SGD
+    code = layout.SGD
     name = "sgd"
     _arg_names = ("lr", "momentum", "nesterov", "weight_decay")
 
@@ -145,7 +146,7 @@ class Adam(Optimizer):
     Adam(lr=0.0003, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
     """
 
-    code = updates.ADAM
+    code = layout.ADAM
     name = "adam"
     _arg_names = ("lr", "betas", "eps", "weight_decay")
 
@@ -177,7 +178,7 @@ class AdamW(Adam):
     AdamW(lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.05)
     """
 
-    code = updates.ADAMW
+    code = layout.ADAMW
     name = "adamw"
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):

@@ -1,10 +1,11 @@
-"""Backends: run epochs of minibatch training on a flat parameter vector.
+"""Backends: the one route from the model into compiled code.
 
-A trainer is made once per ``fit`` call; it owns the workspaces, allocated
-once, and runs whole epochs (``run_epoch(X, T, order, sw=None)``, with
-optional sample weights ``sw``; the ``l2`` weight penalty is fixed per trainer):
+A trainer is made once per ``fit`` call for a :class:`~fastbp.network.Network`;
+it owns the workspaces, allocated once, and runs whole epochs
+(``run_epoch(X, T, order, sw=None)``, with optional sample weights ``sw``; the
+``l2`` weight penalty is fixed per trainer):
 
-- ``"cpu"``: one compiled call per epoch (``kernels.epoch.train_epoch``).
+- ``"cpu"``: one compiled call per epoch (``kernels.driver.train_epoch``).
 - ``"parallel"``: the same, each minibatch split across threads
   (``train_epoch_parallel``).
 - ``"numpy"``: the plain-NumPy reference (``fastbp.reference``), minibatch by
@@ -12,18 +13,21 @@ optional sample weights ``sw``; the ``l2`` weight penalty is fixed per trainer):
 - ``"cuda"``: the device-resident loop of ``fastbp.kernels.cuda`` on a CUDA
   GPU. Its parameters live on the device during ``fit``; the host copy is
   refreshed by ``fetch()`` (a trainer with ``on_device = True`` has one).
+
+:func:`loss_and_grad` and :func:`output_logits` are the compiled full-batch
+gradient and forward pass.
 """
 
 import numba
 import numpy as np
 
-from . import _config, reference
-from .kernels import epoch
-from .kernels.activations import ACTIVATION_NAMES
-from .kernels.losses import LOSSES, row_divisor
-from .params import layer_table, unflatten, workspace_width
+from . import _settings, reference
+from .kernels import cuda, driver
+from .kernels.layout import N_STATS, S_CORRECT, S_DIVERGED, S_LOSS, S_SEEN, S_WEIGHT
+from .kernels.threads import blas_threads, configure_threading
 
 BACKENDS = ("auto", "numpy", "cpu", "parallel", "cuda")
+_PREDICT_BLOCK = 1024  # rows per compiled forward call: bounds the workspace of a large predict
 
 
 def choose_backend(backend, sizes, batch_size):
@@ -31,26 +35,21 @@ def choose_backend(backend, sizes, batch_size):
 
     The work of a minibatch is about ``3 * batch_size * n_weights`` multiply-adds
     (forward, deltas, weight gradients). Below ``FASTBP_PARALLEL_MIN_WORK``
-    (see ``fastbp._config``) the cost of waking threads outweighs the gain.
+    (see ``fastbp._settings``) the cost of waking threads outweighs the gain.
     From ``FASTBP_CUDA_MIN_WORK`` on, a real CUDA GPU is used when one is
     present (the simulator never counts); below it, numba-cuda is not even
     imported. ``"cuda"`` asked for explicitly raises a clear error when no GPU
     can be used.
     """
     if backend == "cuda":
-        from .kernels import cuda
-
         cuda.require_device()
     if backend != "auto":
         return backend
     n_weights = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
     work = 3 * batch_size * n_weights
-    if work >= _config.CUDA_MIN_WORK:
-        from .kernels import cuda
-
-        if cuda.real_device_available():
-            return "cuda"
-    if numba.get_num_threads() > 1 and work >= _config.PARALLEL_MIN_WORK:
+    if work >= _settings.CUDA_MIN_WORK and cuda.real_device_available():
+        return "cuda"
+    if numba.get_num_threads() > 1 and work >= _settings.PARALLEL_MIN_WORK:
         return "parallel"
     return "cpu"
 
@@ -58,26 +57,25 @@ def choose_backend(backend, sizes, batch_size):
 class CompiledTrainer:
     """Runs epochs with the compiled driver, serial or parallel."""
 
-    def __init__(self, sizes, act_codes, loss_code, theta, optimizer, batch_size, parallel, l2=0.0):
+    def __init__(self, network, theta, optimizer, batch_size, parallel, l2=0.0):
         if parallel:
-            _config.configure_threading()
+            configure_threading()
             chunks = numba.get_num_threads()
-            self._run = epoch.train_epoch_parallel
+            self._run = driver.train_epoch_parallel
         else:
             chunks = 1
-            self._run = epoch.train_epoch
+            self._run = driver.train_epoch
         rows = -(-batch_size // chunks)
         dtype = theta.dtype
-        width = workspace_width(sizes, rows)
+        width = network.workspace_width(rows)
+        self.network = network
         self.theta = theta
-        self.loss_code = loss_code
         self.batch_size = batch_size
         self.optimizer = optimizer
         self.l2 = float(l2)
-        self.k = sizes[-1]
-        self.layers = layer_table(sizes, act_codes, rows)
-        self.xbuf = np.zeros((chunks, rows * sizes[0]), dtype=dtype)
-        self.tbuf = np.zeros((chunks, rows * sizes[-1]), dtype=dtype)
+        self.layers = network.layer_table(rows)
+        self.xbuf = np.zeros((chunks, rows * network.n_inputs), dtype=dtype)
+        self.tbuf = np.zeros((chunks, rows * network.n_outputs), dtype=dtype)
         self.swbuf = np.zeros((chunks, rows), dtype=dtype)
         self.no_weights = np.zeros(0, dtype=dtype)
         self.zbuf = np.zeros((chunks, width), dtype=dtype)
@@ -85,7 +83,7 @@ class CompiledTrainer:
         self.dbuf = np.zeros((chunks, width), dtype=dtype)
         self.gbuf = np.zeros((chunks, theta.shape[0]), dtype=dtype)
         self.chunk_out = np.zeros((chunks, 2))
-        self.stats = np.zeros(epoch.N_STATS)
+        self.stats = np.zeros(N_STATS)
         self.hyper = optimizer.hyperparameters()
 
     def run_epoch(self, X, T, order, sw=None):
@@ -96,21 +94,21 @@ class CompiledTrainer:
         """
         opt = self.optimizer
         sw = self.no_weights if sw is None else sw
-        with _config.blas_threads(1):  # one BLAS thread per fastbp thread: no oversubscription
-            self._run(X, T, sw, order, self.batch_size, self.theta, self.layers, self.loss_code, self.l2, self.xbuf,
-                      self.tbuf, self.swbuf, self.zbuf, self.abuf, self.dbuf, self.gbuf, self.chunk_out, opt.code,
-                      self.hyper, opt.m, opt.v, opt.step, self.stats)
-        return epoch_figures(self.stats, self.loss_code, self.k)
+        with blas_threads(1):  # one BLAS thread per fastbp thread: no oversubscription
+            self._run(X, T, sw, order, self.batch_size, self.theta, self.layers, self.network.loss_code, self.l2,
+                      self.xbuf, self.tbuf, self.swbuf, self.zbuf, self.abuf, self.dbuf, self.gbuf, self.chunk_out,
+                      opt.code, self.hyper, opt.m, opt.v, opt.step, self.stats)
+        return epoch_figures(self.stats, self.network)
 
 
-def epoch_figures(stats, loss_code, k):
-    """``(mean_loss, correct_fraction, diverged)`` from an epoch's ``stats`` (``fastbp.kernels.epoch.S_*``)."""
-    seen = stats[epoch.S_SEEN]
-    weight = stats[epoch.S_WEIGHT]
-    norm = row_divisor(loss_code, k)
-    mean = stats[epoch.S_LOSS] / (weight * norm) if weight else float("nan")
-    acc = stats[epoch.S_CORRECT] / (seen * norm) if seen else float("nan")
-    return mean, acc, bool(stats[epoch.S_DIVERGED])
+def epoch_figures(stats, network):
+    """``(mean_loss, correct_fraction, diverged)`` from an epoch's ``stats`` (``fastbp.kernels.layout.S_*``)."""
+    seen = stats[S_SEEN]
+    weight = stats[S_WEIGHT]
+    norm = network.row_divisor
+    mean = stats[S_LOSS] / (weight * norm) if weight else float("nan")
+    acc = stats[S_CORRECT] / (seen * norm) if seen else float("nan")
+    return mean, acc, bool(stats[S_DIVERGED])
 
 
 class CudaTrainer:
@@ -123,12 +121,9 @@ class CudaTrainer:
 
     on_device = True
 
-    def __init__(self, sizes, act_codes, loss_code, theta, optimizer, batch_size, l2=0.0):
-        from .kernels import cuda
-
-        self.loss_code = loss_code
-        self.k = sizes[-1]
-        self.device = cuda.DeviceEpochs(layer_table(sizes, act_codes, batch_size), loss_code, theta, optimizer.m,
+    def __init__(self, network, theta, optimizer, batch_size, l2=0.0):
+        self.network = network
+        self.device = cuda.DeviceEpochs(network.layer_table(batch_size), network.loss_code, theta, optimizer.m,
                                         optimizer.v, optimizer.step, optimizer.code, optimizer.hyperparameters(),
                                         batch_size, l2)
 
@@ -137,7 +132,7 @@ class CudaTrainer:
 
         After a divergence the device state is back where the epoch began.
         """
-        return epoch_figures(self.device.run_epoch(X, T, order, sw), self.loss_code, self.k)
+        return epoch_figures(self.device.run_epoch(X, T, order, sw), self.network)
 
     def fetch(self):
         """Copy the device parameters and optimizer state into the host ``theta`` and optimizer arrays."""
@@ -147,12 +142,9 @@ class CudaTrainer:
 class NumpyTrainer:
     """Runs epochs with the plain-NumPy reference, one minibatch per Python iteration."""
 
-    def __init__(self, sizes, act_codes, loss_code, theta, optimizer, batch_size, l2=0.0):
-        self.sizes = sizes
+    def __init__(self, network, theta, optimizer, batch_size, l2=0.0):
+        self.network = network
         self.l2 = float(l2)
-        self.activations = [ACTIVATION_NAMES[c] for c in act_codes[:-1]]
-        self.loss = {code: name for name, code in LOSSES.items()}[loss_code]
-        self.loss_code = loss_code
         self.theta = theta
         self.optimizer = optimizer
         self.batch_size = batch_size
@@ -160,12 +152,12 @@ class NumpyTrainer:
     def run_epoch(self, X, T, order, sw=None):
         """One epoch over ``X[order]``; returns ``(mean_loss, correct_fraction, diverged)``."""
         opt = self.optimizer
-        Ws, bs = unflatten(self.theta, self.sizes)
-        mWs, mbs = unflatten(opt.m, self.sizes)
-        vWs, vbs = unflatten(opt.v, self.sizes)
+        net = self.network
+        Ws, bs = net.unflatten(self.theta)
+        mWs, mbs = net.unflatten(opt.m)
+        vWs, vbs = net.unflatten(opt.v)
         state = {"step": int(opt.step[0]), "m": mWs + mbs, "v": vWs + vbs}
-        k = self.sizes[-1]
-        norm = row_divisor(self.loss_code, k)
+        norm = net.row_divisor
         total, correct, seen, weight = 0.0, 0.0, 0, 0.0
         for start in range(0, X.shape[0], self.batch_size):
             idx = order[start:start + self.batch_size]
@@ -175,12 +167,12 @@ class NumpyTrainer:
             if wsum == 0:  # a minibatch of zero weights: no step
                 seen += len(idx)
                 continue
-            Zs, As = reference.forward(Xb, Ws, bs, self.activations)
-            loss = reference.loss_value(self.loss, Zs[-1], Tb, swb) + reference.l2_penalty(Ws, self.l2, wsum)
+            Zs, As = reference.forward(Xb, Ws, bs, net.activations)
+            loss = reference.loss_value(net.loss, Zs[-1], Tb, swb) + reference.l2_penalty(Ws, self.l2, wsum)
             if not np.isfinite(loss):
                 break
-            gWs, gbs = reference.backward(Xb, Tb, Ws, Zs, As, self.activations, self.loss, swb, self.l2)
-            correct += correct_count(self.loss, Zs[-1], Tb)
+            gWs, gbs = reference.backward(Xb, Tb, Ws, Zs, As, net.activations, net.loss, swb, self.l2)
+            correct += correct_count(net.loss, Zs[-1], Tb)
             total += loss * wsum * norm
             seen += len(idx)
             weight += wsum
@@ -205,14 +197,52 @@ def correct_count(loss, Z, T):
     return 0.0
 
 
-def make_trainer(backend, sizes, act_codes, loss_code, theta, optimizer, batch_size, l2=0.0):
+def make_trainer(backend, network, theta, optimizer, batch_size, l2=0.0):
     """The trainer for a resolved backend name (``"numpy"``, ``"cpu"``, ``"parallel"`` or ``"cuda"``).
 
-    ``l2`` is the penalty on the weights (see ``fastbp.kernels.epoch``).
+    ``theta`` is the flat parameter vector the trainer updates in place;
+    ``l2`` is the penalty on the weights (see ``fastbp.kernels.driver``).
     """
     if backend == "numpy":
-        return NumpyTrainer(sizes, act_codes, loss_code, theta, optimizer, batch_size, l2)
+        return NumpyTrainer(network, theta, optimizer, batch_size, l2)
     if backend == "cuda":
-        return CudaTrainer(sizes, act_codes, loss_code, theta, optimizer, batch_size, l2)
-    return CompiledTrainer(sizes, act_codes, loss_code, theta, optimizer, batch_size, parallel=backend == "parallel",
-                           l2=l2)
+        return CudaTrainer(network, theta, optimizer, batch_size, l2)
+    return CompiledTrainer(network, theta, optimizer, batch_size, parallel=backend == "parallel", l2=l2)
+
+
+def loss_and_grad(network, theta, X, T, sw, l2):
+    """Mean loss over all of ``X, T`` as one minibatch, and its gradient as a flat vector.
+
+    Parameters
+    ----------
+    network : Network
+    theta : ndarray, shape (n_params,)
+    X, T : ndarray
+        Checked data (:meth:`Network.check_data`).
+    sw : ndarray, shape (n,), or None
+        Sample weights.
+    l2 : float
+        Weight penalty.
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray, shape (n_params,)
+    """
+    rows = X.shape[0]
+    width = network.workspace_width(rows)
+    bufs = [np.empty(width, dtype=network.dtype) for _ in range(3)]
+    grad = np.empty_like(theta)
+    sw = np.zeros(0, dtype=network.dtype) if sw is None else sw
+    loss, _ = driver.loss_and_grad(X, T, sw, theta, network.layer_table(rows), network.loss_code, l2, *bufs, grad)
+    return float(loss), grad
+
+
+def output_logits(network, theta, X):
+    """The output layer's pre-activations of checked inputs ``X``, shape ``(n, n_outputs)``."""
+    block = min(_PREDICT_BLOCK, X.shape[0])
+    width = network.workspace_width(block)
+    zbuf, abuf = np.empty(width, dtype=network.dtype), np.empty(width, dtype=network.dtype)
+    out = np.empty((X.shape[0], network.n_outputs), dtype=network.dtype)
+    driver.predict_raw(X, theta, network.layer_table(block), block, zbuf, abuf, out)
+    return out

@@ -23,7 +23,7 @@ pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip insta
 import fastbp  # noqa: E402
 from fastbp import kernels, reference  # noqa: E402
 from fastbp.kernels import cuda as fcuda  # noqa: E402
-from fastbp.kernels import epoch, updates  # noqa: E402
+from fastbp.kernels import layout  # noqa: E402
 
 sim = pytest.mark.skipif(not SIMULATOR, reason="needs NUMBA_ENABLE_CUDASIM=1")
 ptx = pytest.mark.skipif(SIMULATOR, reason="PTX is compiled by the real CUDA target, not the simulator")
@@ -49,9 +49,9 @@ def f64(a):
 @sim
 def test_simulator_block_sizes_are_small():
     """The parent shrinks the blocks so that the shapes below span several of them."""
-    from fastbp import _config
+    from fastbp import _settings
 
-    assert _config.CUDA_TILE <= 4 and _config.CUDA_THREADS <= 8
+    assert _settings.CUDA_TILE <= 4 and _settings.CUDA_THREADS <= 8
 
 
 def _case_id(value):
@@ -194,22 +194,22 @@ def test_optimizer_update(dtype, opt):
     m, v = rand(rng, P, dtype, 0.1), np.abs(rand(rng, P, dtype, 0.1))
     g = rand(rng, P, dtype)
     step = np.array([3], dtype=np.int64)  # the update uses step[0] as this step's number
-    stats = np.zeros(epoch.N_STATS)
+    stats = np.zeros(layout.N_STATS)
     expected = [theta.copy()]
     state = {"step": 2, "m": [m.copy()], "v": [v.copy()]}
     reference.optimizer_step(opt.name, expected, [g.copy()], state, **opt.settings())
     fcuda.launch_optimizer_update(opt.code, theta, g, m, v, opt.hyperparameters(), step, stats)
     np.testing.assert_allclose(theta, expected[0], **tol(dtype))
     np.testing.assert_allclose(m, state["m"][0], **tol(dtype))
-    if opt.code != updates.SGD:
+    if opt.code != layout.SGD:
         np.testing.assert_allclose(v, state["v"][0], **tol(dtype))
 
 
 @sim
 def test_optimizer_update_does_nothing_after_divergence():
     theta, g = np.ones(5), np.ones(5)
-    stats = np.zeros(epoch.N_STATS)
-    stats[epoch.S_DIVERGED] = 1.0
+    stats = np.zeros(layout.N_STATS)
+    stats[layout.S_DIVERGED] = 1.0
     opt = fastbp.SGD(lr=0.5)
     fcuda.launch_optimizer_update(opt.code, theta, g, np.zeros(5), np.zeros(5), opt.hyperparameters(),
                                   np.array([1]), stats)
@@ -218,23 +218,23 @@ def test_optimizer_update_does_nothing_after_divergence():
 
 @sim
 def test_batch_stats_sums_rows_and_flags_non_finite_losses():
-    k = fcuda._build()
-    threads = fastbp._config.CUDA_THREADS
+    k = fcuda.compiled_kernels()
+    threads = fastbp._settings.CUDA_THREADS
     row_loss, row_correct = np.arange(1.0, 12.0), np.ones(11)
-    stats, step, sq = np.zeros(epoch.N_STATS), np.zeros(1, dtype=np.int64), np.array([2.0])
+    stats, step, sq = np.zeros(layout.N_STATS), np.zeros(1, dtype=np.int64), np.array([2.0])
     k["batch_stats"][1, threads](row_loss, row_correct, 11, 0, 4.5, 0.25, sq, stats, step)
-    assert stats[epoch.S_LOSS] == 66.0 + 0.5 and stats[epoch.S_CORRECT] == 11 and stats[epoch.S_SEEN] == 11
-    assert stats[epoch.S_WEIGHT] == 4.5 and step[0] == 1 and sq[0] == 0.0
+    assert stats[layout.S_LOSS] == 66.0 + 0.5 and stats[layout.S_CORRECT] == 11 and stats[layout.S_SEEN] == 11
+    assert stats[layout.S_WEIGHT] == 4.5 and step[0] == 1 and sq[0] == 0.0
     k["batch_stats"][1, threads](row_loss, row_correct, 0, 5, 0.0, 0.0, sq, stats, step)  # a zero-weight batch
-    assert stats[epoch.S_SEEN] == 16 and step[0] == 1
+    assert stats[layout.S_SEEN] == 16 and step[0] == 1
     row_loss[3] = np.inf
     k["batch_stats"][1, threads](row_loss, row_correct, 11, 0, 1.0, 0.0, sq, stats, step)
-    assert stats[epoch.S_DIVERGED] == 1.0 and stats[epoch.S_LOSS] == 66.5 and step[0] == 1
+    assert stats[layout.S_DIVERGED] == 1.0 and stats[layout.S_LOSS] == 66.5 and step[0] == 1
 
 
 @sim
 def test_gather_rows():
-    k = fcuda._build()
+    k = fcuda.compiled_kernels()
     src = np.arange(21.0).reshape(7, 3)
     order = np.array([6, 0, 3, 5, 1, 2, 4])
     dst = np.full((4, 3), np.nan)

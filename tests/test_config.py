@@ -1,4 +1,5 @@
-"""Compilation and threading choices (fastbp/_config.py) and import-time behaviour."""
+"""Settings, compilation and threading choices (fastbp/_settings.py, fastbp/kernels/compile.py,
+fastbp/kernels/threads.py) and import-time behaviour."""
 
 import os
 import pathlib
@@ -9,16 +10,17 @@ import sys
 import numba
 import pytest
 
-from fastbp import _config
+from fastbp import _settings
+from fastbp.kernels import compile as kernel_compile
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "fastbp"
 
 
 def test_no_decorator_hard_codes_flags():
-    """Kernel flags come from _config: no decorator in the package sets fastmath/cache/parallel itself."""
+    """Kernel flags come from kernels/compile.py: no decorator elsewhere sets fastmath/cache/parallel itself."""
     offenders = []
     for path in PACKAGE.rglob("*.py"):
-        if path.name == "_config.py":
+        if path.relative_to(PACKAGE).as_posix() == "kernels/compile.py":
             continue
         for lineno, line in enumerate(path.read_text().splitlines(), 1):
             if re.search(r"(njit|jit)\(.*(fastmath|cache)\s*=", line) or "numba.njit" in line:
@@ -27,7 +29,7 @@ def test_no_decorator_hard_codes_flags():
 
 
 def test_import_compiles_nothing():
-    code = ("import fastbp, fastbp.kernels as k, fastbp.kernels.epoch as e; "
+    code = ("import fastbp, fastbp.kernels as k, fastbp.kernels.driver as e; "
             "print(sum(len(f.overloads) for f in (k.dense_forward, k.backprop_delta, k.weight_gradient, "
             "e.train_epoch, e.train_epoch_parallel)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -35,11 +37,11 @@ def test_import_compiles_nothing():
 
 
 def test_twins_are_distinct_cache_entries():
-    from fastbp.kernels import cpu
+    from fastbp.kernels import dense
 
-    assert cpu.dense_forward.py_func.__qualname__ != cpu.dense_forward_parallel.py_func.__qualname__
-    assert cpu.dense_forward.targetoptions.get("parallel") in (False, None)
-    assert cpu.dense_forward_parallel.targetoptions["parallel"] is True
+    assert dense.dense_forward.py_func.__qualname__ != dense.dense_forward_parallel.py_func.__qualname__
+    assert dense.dense_forward.targetoptions.get("parallel") in (False, None)
+    assert dense.dense_forward_parallel.targetoptions["parallel"] is True
 
 
 def test_jit_falls_back_when_cache_unavailable(monkeypatch):
@@ -51,14 +53,14 @@ def test_jit_falls_back_when_cache_unavailable(monkeypatch):
         return real_njit(*args, **kwargs)
 
     monkeypatch.setattr(numba, "njit", njit_without_cache)
-    monkeypatch.setattr(_config, "CACHE", True)
-    monkeypatch.setattr(_config, "_cache_warned", False)
+    monkeypatch.setattr(_settings, "CACHE", True)
+    monkeypatch.setattr(kernel_compile, "_cache_warned", False)
 
     def add_one(x):
         return x + 1
 
     with pytest.warns(RuntimeWarning, match="cannot cache"):
-        compiled = _config.jit(add_one)
+        compiled = kernel_compile.jit(add_one)
     assert compiled(1) == 2
 
 
@@ -66,12 +68,12 @@ def test_package_stamp_covers_kernel_sources(tmp_path, monkeypatch):
     kernels = tmp_path / "kernels"
     kernels.mkdir()
     (kernels / "a.py").write_text("x = 1\n")
-    monkeypatch.setattr(_config, "_PACKAGE_DIR", str(tmp_path))
-    monkeypatch.setattr(_config, "_package_stamp", None)
-    first = _config.package_stamp()
+    monkeypatch.setattr(kernel_compile, "_PACKAGE_DIR", str(tmp_path))
+    monkeypatch.setattr(kernel_compile, "_package_stamp", None)
+    first = kernel_compile.package_stamp()
     (kernels / "a.py").write_text("x = 2\n")
-    monkeypatch.setattr(_config, "_package_stamp", None)
-    assert _config.package_stamp() != first
+    monkeypatch.setattr(kernel_compile, "_package_stamp", None)
+    assert kernel_compile.package_stamp() != first
 
 
 def test_install_without_writable_cache_still_imports_and_trains():
@@ -96,7 +98,7 @@ def test_install_without_writable_cache_still_imports_and_trains():
 
 
 def test_configure_threading_respects_user_choice():
-    code = ("import fastbp._config as c, numba; print(c.configure_threading())")
+    code = ("import fastbp.kernels.threads as c, numba; print(c.configure_threading())")
     env = dict(os.environ, NUMBA_THREADING_LAYER="workqueue")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "workqueue"

@@ -1,4 +1,4 @@
-"""The CUDA backend (fastbp/kernels/cuda.py), tested without a GPU.
+"""The CUDA backend (fastbp/kernels/cuda/), tested without a GPU.
 
 The kernel and training checks live in ``tests/cuda_checks.py`` and run here
 in subprocesses, because the environment they need must be set before numba
@@ -125,7 +125,7 @@ def test_auto_without_numba_cuda_stays_on_the_cpu():
 
 
 def test_block_sizes_are_read_from_the_environment():
-    proc = _run("from fastbp import _config; print(_config.CUDA_TILE, _config.CUDA_THREADS)",
+    proc = _run("from fastbp import _settings; print(_settings.CUDA_TILE, _settings.CUDA_THREADS)",
                 {"FASTBP_CUDA_TILE": "4", "FASTBP_CUDA_THREADS": "8"})
     assert proc.stdout.split() == ["4", "8"], proc.stderr
     proc = _run("import fastbp", {"FASTBP_CUDA_THREADS": "6"})

@@ -2,7 +2,7 @@
 
 The workers are separate processes that start with an empty, shared Numba cache directory and compile
 the kernels themselves; they train with the ``parallel`` backend on Numba's OpenMP threading layer
-(the fork-sensitive one, see fastbp._config), which is safe because the nanny starts worker processes
+(the fork-sensitive one, see fastbp.kernels.threads), which is safe because the nanny starts worker processes
 with ``spawn``. A fresh process then loads the kernels from that cache and reproduces the results.
 """
 
@@ -41,16 +41,16 @@ def _worker_report():
     """Runs on each worker: what it compiled or loaded, its threading layer, its process."""
     import numba
 
-    from fastbp.kernels import epoch
+    from fastbp.kernels import driver
 
-    stats = epoch.train_epoch_parallel.stats
+    stats = driver.train_epoch_parallel.stats
     layer = None
     try:
         layer = numba.threading_layer()
     except ValueError:  # no parallel region has run in this worker
         pass
     return {"pid": os.getpid(), "cache_dir": os.environ.get("NUMBA_CACHE_DIR"), "threading_layer": layer,
-            "signatures": len(epoch.train_epoch_parallel.signatures),
+            "signatures": len(driver.train_epoch_parallel.signatures),
             "compiled": sum(stats.cache_misses.values()), "loaded": sum(stats.cache_hits.values())}
 
 
@@ -108,14 +108,14 @@ def _run(tmp_path):
     code = textwrap.dedent(f"""
         import warnings
         import numpy as np
-        from fastbp.kernels import epoch
+        from fastbp.kernels import driver
         from fastbp.sklearn import MLPClassifier
         warnings.simplefilter("ignore")
         X, y = np.load({str(tmp_path / "X.npy")!r}), np.load({str(tmp_path / "y.npy")!r})
         params = {best.get_params()!r}
         clf = MLPClassifier(**params).fit(X, y)
         assert np.array_equal(clf.coefs_[0], np.load({str(tmp_path / "coef0.npy")!r})), "weights differ"
-        stats = epoch.train_epoch_parallel.stats
+        stats = driver.train_epoch_parallel.stats
         assert sum(stats.cache_hits.values()) >= 1 and not stats.cache_misses, stats
         print("loaded from cache, same weights")
     """)

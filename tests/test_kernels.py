@@ -165,7 +165,7 @@ def test_weight_gradient_matches_reference(dtype, shape, backend):
     np.testing.assert_allclose(gb, f64(D).sum(axis=0), **tol(dtype))
 
 
-# Work large enough to be split into several tasks (cpu._BLOCK elements each): the parallel
+# Work large enough to be split into several tasks (dense._TASK_ELEMENTS elements each): the parallel
 # twins then run real parallel regions, and the serial twins the same spans in turn.
 MULTI_TASK_SHAPES = [(700, 24, 33), (1, 300, 100), (300, 40, 64), (5000, 4, 4)]
 

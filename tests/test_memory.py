@@ -23,9 +23,8 @@ COUNT_ALLOCATIONS = textwrap.dedent("""
         y = rng.integers(0, 3, n)
         model = fastbp.MLP([5, 8, 6, 3], activation="tanh", loss="softmax_cross_entropy", seed=0)
         optimizer.bind(model.n_params, model.dtype)
-        X, T = model._check_data(X, y)
-        trainer = training.make_trainer(backend, model.layers, model._act_codes, model._loss_code,
-                                        model.theta, optimizer, 16)
+        X, T = model.network.check_data(X, y)
+        trainer = training.make_trainer(backend, model.network, model.theta, optimizer, 16)
         order = np.arange(n)
         trainer.run_epoch(X, T, order)  # compile
         before = rtsys.get_allocation_stats()
@@ -62,8 +61,8 @@ def test_workspaces_are_allocated_once_per_fit(backend):
     model = fastbp.MLP([5, 8, 3], activation="relu", loss="softmax_cross_entropy", seed=0)
     opt = fastbp.SGD(lr=0.1)
     opt.bind(model.n_params, model.dtype)
-    Xc, T = model._check_data(X, y)
-    trainer = training.make_trainer(backend, model.layers, model._act_codes, model._loss_code, model.theta, opt, 16)
+    Xc, T = model.network.check_data(X, y)
+    trainer = training.make_trainer(backend, model.network, model.theta, opt, 16)
     names = ("xbuf", "tbuf", "zbuf", "abuf", "dbuf", "gbuf", "chunk_out", "stats")
     before = {name: (id(getattr(trainer, name)), getattr(trainer, name).ctypes.data) for name in names}
     for _ in range(3):

@@ -14,7 +14,7 @@ import pytest
 import fastbp
 from fastbp import reference
 from fastbp.datasets import load_digits, train_test_split
-from fastbp.kernels.activations import ACTIVATIONS
+from fastbp.kernels import ACTIVATIONS
 
 LOSSES = ("mse", "binary_cross_entropy", "softmax_cross_entropy")
 OUT = {"mse": 2, "binary_cross_entropy": 3, "softmax_cross_entropy": 3}
@@ -254,7 +254,7 @@ def test_auto_backend_resolves(monkeypatch):
     small = fastbp.MLP(**kw)
     h = small.fit(X, y, epochs=1, batch_size=16)  # "auto" is the default
     assert h["backend"] == "cpu"  # a tiny minibatch is not worth waking threads
-    monkeypatch.setattr(fastbp._config, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(fastbp._settings, "PARALLEL_MIN_WORK", 0)
     big = fastbp.MLP(**kw)
     h2 = big.fit(X, y, epochs=1, batch_size=16, backend="auto")
     assert h2["backend"] in ("cpu", "parallel")
@@ -585,8 +585,7 @@ def test_sgd_weight_decay_is_l2_on_every_parameter():
     eps = 1e-6
 
     def penalised(theta):
-        from fastbp.params import unflatten
-        W_, b_ = unflatten(theta, model.layers)
+        W_, b_ = model.network.unflatten(theta)
         return reference.loss_value("binary_cross_entropy", reference.forward(X, W_, b_, acts)[0][-1], y) \
             + wd / 2 * np.dot(theta, theta)
 

@@ -33,7 +33,7 @@ def test_loss_and_grad_matches_reference(loss):
     model = _model(loss)
     value, gWs, gbs = model.loss_and_grad(X, y, sample_weight=sw, l2=0.7)
     Ws, bs = model.get_weights()
-    T = model._check_data(X, y)[1]
+    T = model.network.check_data(X, y)[1]
     ref_value, rWs, rbs = reference.loss_and_grad(X, T, Ws, bs, ["tanh"], loss, sw, 0.7)
     assert value == pytest.approx(ref_value, rel=1e-12)
     for got, want in zip(gWs + gbs, rWs + rbs):

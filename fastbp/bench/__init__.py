@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import reference
 from ..datasets import load_digits, make_classification, make_spirals
+from ..model import MLP
 from .peers import FastbpRunner, make_peer
 
 WORKLOAD_NAMES = ("tiny", "digits", "medium")
@@ -179,12 +180,11 @@ def run(workloads=WORKLOAD_NAMES, backends=FASTBP_BACKENDS, peers=PEER_NAMES, ep
                           "python": platform.python_version(), "gemm_gflops": gemm},
               "date": time.strftime("%Y-%m-%d"), "epochs": epochs, "workloads": []}
     for workload in [make_workload(name) for name in workloads] + list(custom or []):
-        from .. import MLP
-
         init = MLP(workload.layers, activation=workload.activation, loss="softmax_cross_entropy",
                    dtype=np.float32, seed=0).get_weights()
-        candidates = [(f"fastbp-{b}", lambda b=b: FastbpRunner(workload, *init, backend=b)) for b in backends]
-        candidates += [(p, lambda p=p: make_peer(p, workload, *init)) for p in peers]
+        candidates = [(f"fastbp-{b}", lambda b=b, w=workload, i=init: FastbpRunner(w, *i, backend=b))
+                      for b in backends]
+        candidates += [(p, lambda p=p, w=workload, i=init: make_peer(p, w, *i)) for p in peers]
         runners = {}
         for name, build in candidates:
             try:

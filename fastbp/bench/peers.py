@@ -16,6 +16,10 @@ when its runner is built.
 
 import numpy as np
 
+from .. import training
+from ..model import MLP
+from ..optim import SGD
+
 
 class FastbpRunner:
     """fastbp itself, on one backend (``cpu``, ``parallel``, ``auto`` or ``numpy``).
@@ -26,17 +30,15 @@ class FastbpRunner:
     """
 
     def __init__(self, workload, Ws, bs, backend):
-        from .. import MLP, SGD, training
-
         self.model = MLP(workload.layers, activation=workload.activation, loss="softmax_cross_entropy",
                          dtype=np.float32)
         self.optimizer = SGD(lr=workload.lr)
         self.optimizer.bind(self.model.n_params, self.model.dtype)
-        self.X, self.T = self.model._check_data(workload.X, workload.y)
+        self.X, self.T = self.model.network.check_data(workload.X, workload.y)
         self.order = np.arange(len(self.X))
         self.resolved = training.choose_backend(backend, workload.layers, workload.batch)
-        self.trainer = training.make_trainer(self.resolved, self.model.layers, self.model._act_codes,
-                                             self.model._loss_code, self.model.theta, self.optimizer, workload.batch)
+        self.trainer = training.make_trainer(self.resolved, self.model.network, self.model.theta, self.optimizer,
+                                             workload.batch)
         self.set_weights(Ws, bs)
 
     def set_weights(self, Ws, bs):

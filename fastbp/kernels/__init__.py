@@ -8,26 +8,20 @@ last, nothing returned, nothing allocated):
 - :func:`backprop_delta` ``(D_next, W_next, Z, A, act, D)``: ``D = (D_next @ W_next.T) * act'(Z)``
 - :func:`weight_gradient` ``(A_prev, D, gW, gb)``: ``gW = A_prev.T @ D``, ``gb = D.sum(0)``
 
-Each has a ``*_parallel`` twin compiled from the same body. Activations are
-the integer codes below; :data:`ACTIVATIONS` maps names to codes. Nothing
+Each has a ``*_parallel`` variant compiled from the same body. Activations
+are the integer codes below; :data:`ACTIVATIONS` maps names to codes. Nothing
 here knows about the model classes.
+
+Modules: :mod:`.layout` (the codes and indices shared with host code),
+:mod:`.dense` (the three kernels), :mod:`.driver` (whole epochs),
+:mod:`.activations`, :mod:`.losses`, :mod:`.updates` (the math they fuse),
+:mod:`.fastmath` and :mod:`.views` (helpers), :mod:`.compile` and
+:mod:`.threads` (how they are compiled and threaded), and the CUDA package
+:mod:`.cuda`, imported only when asked for.
 """
 
-from .._config import configure_threading
-from .activations import (
-    ACTIVATIONS,
-    ELU,
-    GELU,
-    IDENTITY,
-    LEAKY_RELU,
-    RELU,
-    SIGMOID,
-    SOFTPLUS,
-    TANH,
-    activation_derivative,
-    activation_value,
-)
-from .cpu import (
+from .activations import activation_derivative, activation_value
+from .dense import (
     backprop_delta,
     backprop_delta_parallel,
     dense_forward,
@@ -35,7 +29,22 @@ from .cpu import (
     weight_gradient,
     weight_gradient_parallel,
 )
-from .losses import BINARY_CROSS_ENTROPY, LOSSES, MSE, SOFTMAX_CROSS_ENTROPY
+from .layout import (
+    ACTIVATIONS,
+    BINARY_CROSS_ENTROPY,
+    ELU,
+    GELU,
+    IDENTITY,
+    LEAKY_RELU,
+    LOSSES,
+    MSE,
+    RELU,
+    SIGMOID,
+    SOFTMAX_CROSS_ENTROPY,
+    SOFTPLUS,
+    TANH,
+)
+from .threads import configure_threading
 
 __all__ = [
     "ACTIVATIONS",

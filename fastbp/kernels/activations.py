@@ -1,4 +1,4 @@
-"""Activation functions and their derivatives, as integer codes and njit helpers.
+"""Activation functions and their derivatives, as njit helpers (their codes are in :mod:`.layout`).
 
 Each activation follows the ``torch.nn`` module of the same name with default
 settings: ``LeakyReLU(0.01)``, ``ELU(alpha=1)``, ``Softplus(beta=1,
@@ -11,7 +11,7 @@ softplus, leaky relu and ELU use ``z`` (ELU's ``a + 1`` would cancel to 0 for
 very negative ``z``, where PyTorch's ``exp(z)`` does not).
 
 ``exp`` and ``tanh`` come from :mod:`fastbp.kernels.fastmath`: vectorisable
-arithmetic for float32 (within 5 ulps of NumPy), the C library's for float64.
+arithmetic for float32, the C library's for float64.
 ``expm1`` (ELU) and ``log1p`` (softplus) are the C library's.
 """
 
@@ -20,33 +20,10 @@ import math
 from numba import types
 from numba.extending import overload
 
-from .._config import jit
+from .compile import jit
 from .fastmath import fast_exp, fast_tanh
+from .layout import ELU, GELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTPLUS, TANH
 from .views import flat_view
-
-IDENTITY = 0
-SIGMOID = 1
-TANH = 2
-RELU = 3
-LEAKY_RELU = 4
-ELU = 5
-SOFTPLUS = 6
-GELU = 7
-
-#: Activation names accepted by the model, mapped to their kernel codes.
-ACTIVATIONS = {
-    "identity": IDENTITY,
-    "sigmoid": SIGMOID,
-    "tanh": TANH,
-    "relu": RELU,
-    "leaky_relu": LEAKY_RELU,
-    "elu": ELU,
-    "softplus": SOFTPLUS,
-    "gelu": GELU,
-}
-
-#: Activation names by code.
-ACTIVATION_NAMES = {code: name for name, code in ACTIVATIONS.items()}
 
 LEAKY_SLOPE = 0.01
 SOFTPLUS_THRESHOLD = 20.0
@@ -75,8 +52,8 @@ def _like_overload(x, value):
 
 # One small function per activation and per derivative holds the math. They are inlined at Numba IR
 # level wherever they are called, so the loops below, which call them with the activation fixed, cost
-# no separate compilation (dispatching through activation_value with a constant code compiled one
-# specialised copy per code: 16 compilations, about 3 s of a cold start).
+# no separate compilation (dispatching through activation_value with a constant code would compile one
+# specialised copy per code, which lengthens the cold start).
 @jit(inline="always")
 def sigmoid_value(z):
     """``1 / (1 + exp(-z))``."""
@@ -222,8 +199,8 @@ def bias_activate(Z, b, A, code, lo, hi):
 
     The bias is added row by row; the activation then runs over the block as
     one flat, contiguous range, so its loop is long even when the layer is
-    narrow (at width 10 a per-row loop left most elements to LLVM's scalar
-    remainder: 3x slower). The branch on ``code`` sits outside the loops, so
+    narrow (a per-row loop over a narrow layer leaves most elements to LLVM's
+    scalar remainder). The branch on ``code`` sits outside the loops, so
     each loop is straight arithmetic that LLVM vectorises.
     """
     d = Z.shape[1]

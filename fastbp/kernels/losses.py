@@ -1,7 +1,7 @@
 """Losses: the loss value of an output row and its delta ``dJ/dZ``.
 
 The output layer is linear; the loss applies the sigmoid or softmax itself.
-Values follow PyTorch with mean reduction:
+Values follow PyTorch with mean reduction (the loss codes are in :mod:`.layout`):
 
 - ``MSE``: ``torch.nn.MSELoss()``, ``J = sum((z - t)**2) / (n * k)``.
 - ``BINARY_CROSS_ENTROPY``: ``torch.nn.BCEWithLogitsLoss()``, mean over all
@@ -23,30 +23,10 @@ softmax rows at once, with one logarithm for many rows (the CPU driver's path).
 
 import math
 
-from .._config import jit
 from .activations import like
+from .compile import jit
 from .fastmath import fast_exp
-
-MSE = 0
-BINARY_CROSS_ENTROPY = 1
-SOFTMAX_CROSS_ENTROPY = 2
-
-#: Loss names accepted by the model, mapped to their kernel codes.
-LOSSES = {
-    "mse": MSE,
-    "binary_cross_entropy": BINARY_CROSS_ENTROPY,
-    "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY,
-}
-
-
-def row_divisor(code, k):
-    """How many values each row's loss sum is averaged over: ``k`` for mse and binary cross-entropy
-    (means over elements), 1 for softmax cross-entropy (a mean over rows).
-
-    Plain Python, for host code; the compiled driver has its own inline copy
-    (``fastbp.kernels.epoch.loss_scale``).
-    """
-    return 1 if code == SOFTMAX_CROSS_ENTROPY else k
+from .layout import BINARY_CROSS_ENTROPY, MSE, SOFTMAX_CROSS_ENTROPY
 
 
 @jit
@@ -138,8 +118,7 @@ def softmax_rows(Z, T, sw, scale, D):
     its loss weighted by ``sw[i]`` (``sw`` empty: weights of 1). The rows
     whose loss carries the factor 1 on ``log(s)`` (one-hot or normalised
     targets, unweighted) share one logarithm, ``sum_i log(s_i) = log(prod_i
-    s_i)``: a ``log`` and two calls per row were a fifth of the tiny
-    workload's time (2 classes).
+    s_i)``: on narrow outputs a ``log`` per row is a large part of the step.
 
     Returns
     -------

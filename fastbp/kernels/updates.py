@@ -1,4 +1,4 @@
-"""Optimizer updates over a span of the flat parameter vector.
+"""Optimizer updates of the flat parameter vector (or of a span of it, passed as slices).
 
 The rules are those of ``torch.optim`` (single-tensor implementation):
 
@@ -10,31 +10,19 @@ The rules are those of ``torch.optim`` (single-tensor implementation):
 - ``ADAMW``: ``p *= 1 - lr wd`` first, then the Adam step without ``wd``.
 
 Hyperparameters travel in one float64 array indexed by the ``H_*`` constants
-below; the bias corrections are computed in float64, as PyTorch does with its
+of :mod:`.layout`; the bias corrections are computed in float64, as PyTorch does with its
 Python-float hyperparameters, and everything else in the parameter dtype.
 """
 
 import math
 
-from .._config import jit
-
-SGD = 0
-ADAM = 1
-ADAMW = 2
-
-H_LR = 0
-H_MOMENTUM = 1
-H_WEIGHT_DECAY = 2
-H_BETA1 = 3
-H_BETA2 = 4
-H_EPS = 5
-H_NESTEROV = 6
-N_HYPER = 7
+from .compile import jit
+from .layout import ADAMW, H_BETA1, H_BETA2, H_EPS, H_LR, H_MOMENTUM, H_NESTEROV, H_WEIGHT_DECAY, SGD
 
 
 @jit
-def update_span(code, theta, g, m, v, hyper, step, lo, hi):
-    """Apply one optimizer step to ``theta[lo:hi]``.
+def update(code, theta, g, m, v, hyper, step):
+    """Apply one optimizer step to ``theta`` in place.
 
     Parameters
     ----------
@@ -42,20 +30,12 @@ def update_span(code, theta, g, m, v, hyper, step, lo, hi):
         ``SGD``, ``ADAM`` or ``ADAMW``.
     theta, g, m, v : ndarray, shape (P,)
         Parameters (updated in place), gradient, first and second state
-        vectors (momentum buffer / Adam moments, updated in place).
+        vectors (momentum buffer / Adam moments, updated in place). To update
+        a span, pass slices of the flat vectors.
     hyper : ndarray of float64, shape (N_HYPER,)
         Hyperparameters.
     step : int
         The step number, counting from 1 (for Adam's bias corrections).
-    lo, hi : int
-        The span to update.
-    """
-    update(code, theta[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], hyper, step)
-
-
-@jit
-def update(code, theta, g, m, v, hyper, step):
-    """Apply one optimizer step to the whole of ``theta`` (see :func:`update_span`).
 
     Every loop runs from 0 over 1-D contiguous arrays, so that LLVM vectorises it.
     """

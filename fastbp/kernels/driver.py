@@ -1,10 +1,10 @@
 """The compiled training drivers: a whole epoch, one batch's gradient, a forward pass.
 
 A network is described by a flat parameter vector ``theta`` and an int64
-layer table ``layers`` of shape ``(L, N_COLS)``; row ``l`` holds the layer's
-``D_IN``, ``D_OUT``, the offsets ``W_OFF``/``B_OFF`` of its weights (row-major
-``(d_in, d_out)``) and bias in ``theta``, its activation code ``ACT`` and the
-offset ``WS_OFF`` of its block in the per-chunk workspaces.
+layer table ``layers`` of shape ``(L, N_COLS)`` (its columns are defined in
+:mod:`.layout`): row ``l`` holds the layer's widths, the offsets of its
+weights (row-major ``(d_in, d_out)``) and bias in ``theta``, its activation
+code and the offset of its block in the per-chunk workspaces.
 
 Workspaces are flat 2-D arrays with one row per chunk (thread): ``zbuf``,
 ``abuf`` and ``dbuf`` of width ``rows_max * sum(d_out)`` hold the
@@ -29,32 +29,35 @@ the parameter vector and done tile by tile, so that each tile is summed and
 stepped while it is in cache. ``train_epoch`` is serial with one chunk;
 ``train_epoch_parallel``, compiled from the same body, runs the chunks and
 the parameter spans on threads.
+
+The trainers of :mod:`fastbp.training` are the only host code that calls
+these drivers.
 """
 
 import numpy as np
 from numba import prange
 
-from .._config import jit, twins
-from .cpu import _span, backprop_delta, dense_forward, weight_gradient
-from .losses import BINARY_CROSS_ENTROPY, MSE, SOFTMAX_CROSS_ENTROPY, count_correct_row, loss_row, softmax_rows
+from .compile import jit, serial_and_parallel
+from .dense import _span, backprop_delta, dense_forward, weight_gradient
+from .layout import (
+    ACT,
+    B_OFF,
+    D_IN,
+    D_OUT,
+    N_STATS,
+    S_CORRECT,
+    S_DIVERGED,
+    S_LOSS,
+    S_SEEN,
+    S_WEIGHT,
+    SOFTMAX_CROSS_ENTROPY,
+    W_OFF,
+    WS_OFF,
+    row_divisor,
+)
+from .losses import count_correct_row, loss_row, softmax_rows
 from .updates import update
 from .views import matrix_view
-
-D_IN = 0
-D_OUT = 1
-W_OFF = 2
-B_OFF = 3
-ACT = 4
-WS_OFF = 5
-N_COLS = 6
-
-# Indices into the float64 ``stats`` array that ``train_epoch`` fills.
-S_LOSS = 0      # sum over rows of the unscaled loss
-S_CORRECT = 1   # correct predictions (see losses.count_correct_row)
-S_SEEN = 2      # samples processed before stopping
-S_DIVERGED = 3  # 1.0 when a minibatch loss was not finite (no step taken for it)
-S_WEIGHT = 4    # sum of the sample weights seen (the sample count when unweighted)
-N_STATS = 5
 
 # Parameters per tile of the gradient sum and optimizer step: the chunk gradients of a tile are
 # summed and the step applied while the tile is still in cache (8192 float32 = 32 KiB a vector).
@@ -86,17 +89,6 @@ def workspace_view(buf, layers, l, rows):
 
 
 @jit(inline="always")
-def loss_scale(loss, rows, k):
-    """Mean-reduction divisor: ``rows`` for softmax cross-entropy, ``rows * k`` otherwise.
-
-    ``rows`` is the minibatch's weight sum when samples are weighted.
-    """
-    if loss == MSE or loss == BINARY_CROSS_ENTROPY:
-        return rows * k
-    return rows
-
-
-@jit(inline="always")
 def forward_chunk(xv, theta, layers, z, a):
     """Forward pass of rows ``xv`` through every layer; returns the output ``Z`` view."""
     rows = xv.shape[0]
@@ -123,9 +115,9 @@ def chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, z, a, d, grad, o
     n_layers = layers.shape[0]
     last = n_layers - 1
     zo = forward_chunk(xv, theta, layers, z, a)
-    do = workspace_view(d, layers, last, rows)
+    out_delta = workspace_view(d, layers, last, rows)
     if loss == SOFTMAX_CROSS_ENTROPY:
-        total, correct = softmax_rows(zo, tv, wv, scale, do)
+        total, correct = softmax_rows(zo, tv, wv, scale, out_delta)
     else:
         total = 0.0
         correct = 0
@@ -134,7 +126,7 @@ def chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, z, a, d, grad, o
         for i in range(rows):
             if weighted:
                 w = wv[i]
-            total += float(w) * loss_row(zo[i], tv[i], loss, scale * w, do[i])
+            total += float(w) * loss_row(zo[i], tv[i], loss, scale * w, out_delta[i])
             correct += count_correct_row(zo[i], tv[i], loss)
     out[0] = total
     out[1] = correct
@@ -218,7 +210,7 @@ def train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf
     chunk_out : ndarray of float64, shape (chunks, 2)
         Per-chunk loss sum and correct count.
     optimizer : int
-        Optimizer code (``updates.SGD``, ``ADAM`` or ``ADAMW``).
+        Optimizer code (``layout.SGD``, ``ADAM`` or ``ADAMW``).
     hyper : ndarray of float64
         Optimizer hyperparameters.
     m, v : ndarray, shape (P,)
@@ -251,7 +243,7 @@ def train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf
             if wsum == 0.0:  # nothing to learn from: no step
                 stats[S_SEEN] += nb
                 continue
-        scale = theta.dtype.type(1.0 / loss_scale(loss, wsum, k))
+        scale = theta.dtype.type(1.0 / (wsum * row_divisor(loss, k)))
         for c in prange(chunks):
             lo, hi = _span(c, chunks, nb)
             if hi > lo:
@@ -276,7 +268,7 @@ def train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf
             batch_correct += chunk_out[c, 1]
         if l2 != 0.0:
             squares = add_l2(theta, layers, theta.dtype.type(l2 / wsum), gbuf[0])
-            batch_loss += 0.5 * l2 * squares * loss_scale(loss, 1, k)
+            batch_loss += 0.5 * l2 * squares * row_divisor(loss, k)
         if not np.isfinite(batch_loss):
             stats[S_DIVERGED] = 1.0
             return
@@ -298,7 +290,7 @@ def train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf
                 update(optimizer, theta[tlo:thi], total, m[tlo:thi], v[tlo:thi], hyper, t)
 
 
-train_epoch, train_epoch_parallel = twins(train_epoch)
+train_epoch, train_epoch_parallel = serial_and_parallel(train_epoch)
 
 
 @jit
@@ -315,7 +307,7 @@ def loss_and_grad(X, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, grad):
         wsum = 0.0
         for i in range(sw.shape[0]):
             wsum += float(sw[i])
-    divisor = loss_scale(loss, wsum, T.shape[1])
+    divisor = wsum * row_divisor(loss, T.shape[1])
     out = np.zeros(2)
     chunk_loss_and_grad(X, T, sw, theta, layers, loss, theta.dtype.type(1.0 / divisor), zbuf, abuf, dbuf, grad, out)
     total = out[0] / divisor

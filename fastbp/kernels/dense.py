@@ -6,60 +6,59 @@ float dtype (float32 or float64), batch-major:
 ``X (n, d_in)``, ``W (d_in, d_out)``, ``b (d_out,)``, ``Z, A, D (n, d_out)``.
 
 The matrix products go to BLAS (``np.dot`` with an output array, which Numba
-turns into a ``gemm`` call through SciPy): measured here, OpenBLAS beats
-hand-written loops at every shape of interest, from 4x32x32 (0.13 us against
-0.42 us) to 128x784x256, by 2x to 20x. There are three exceptions. The weight
-gradient of a single row (batch 1) is an outer product, where ``gemm`` with
-``k = 1`` was 2-5x slower than a plain loop at 256 to 1024 wide. And the
-backward product of at most 128 multiply-adds is a plain loop, which saves the
-50 ns a BLAS call costs before it does any work. So is the forward product of a
-single row through at most 128 weights and 8 inputs. That loop is written as
-BLAS's batch kernels compute a row, one fused multiply-add per weight in the
-order of the inputs, so a row alone rounds as it does in a batch: measured over
-1,500 random shapes of that size, it matched the row of its batch bit for bit
-in 99 % of them (float32 and float64), where BLAS's own single-row call matched
-in 89 % (float32) and 19 % (float64). A dot-product loop, which rounds
-differently, had made scikit-learn's subset-invariance check fail. Every other
-forward product goes to BLAS: plain loops lose to it from about 32 rows even on
-2x2 layers, and at one row from 32 inputs.
+turns into a ``gemm`` call through SciPy): OpenBLAS beats hand-written loops at
+every shape of interest. There are three exceptions, where a BLAS call's fixed
+cost dominates the work:
+
+- the weight gradient of a single row (batch 1) is an outer product, where
+  ``gemm`` with ``k = 1`` loses to a plain loop;
+- the backward product of at most ``_SMALL_PRODUCT`` multiply-adds is a plain loop;
+- so is the forward product of a single row through at most ``_SMALL_PRODUCT``
+  weights and ``_ROW_LOOP_INPUTS`` inputs. That loop is written as BLAS's batch
+  kernels compute a row, one fused multiply-add per weight in the order of the
+  inputs, so that a row alone rounds as it does in a batch (BLAS's own
+  single-row call does not always; a dot-product loop, which rounds
+  differently again, had made scikit-learn's subset-invariance check fail).
+  With more inputs, or more rows, plain loops lose to BLAS.
+
 The bias, the activation and its derivative are fused into one pass over each
 output block afterwards.
 
-Every kernel has a serial form (``dense_forward``) and a parallel twin
+Every kernel has a serial form (``dense_forward``) and a parallel variant
 (``dense_forward_parallel``) compiled from the same Python body: the parallel
-twin splits those passes across threads with ``numba.prange``, in tasks of at
-least 4096 elements (the product's threads are BLAS's own). A parallel region
-costs microseconds to start, so work that fits in one task runs inline in
-either twin, without one. No two threads ever write the same element.
-Shapes are checked on entry and a mismatch raises ``ValueError``.
-"""
+variant splits those passes across threads with ``numba.prange``, in tasks of
+at least ``_TASK_ELEMENTS`` elements (the product's threads are BLAS's own). A
+parallel region costs microseconds to start, so work that fits in one task
+runs inline in either form, without one. No two threads ever write the same
+element. Shapes are checked on entry and a mismatch raises ``ValueError``.
+The measurements behind each threshold are on the performance page."""
 
 import numpy as np
 from numba import prange
 
-from .._config import jit, twins
 from .activations import bias_activate, scale_by_derivative
+from .compile import jit, serial_and_parallel
 from .views import flat_view
 
-_BLOCK = 4096  # elements (or rows) per parallel task: smaller work is not worth a thread
-_MAX_BLOCKS = 256
+_TASK_ELEMENTS = 4096  # elements (or rows) per parallel task: smaller work is not worth a thread
+_MAX_TASKS = 256
 _MIN_COLUMNS = 16  # columns per task of the bias-gradient sum: one AVX-512 vector of float32
 # Multiply-adds up to which backprop_delta's product, and dense_forward's product of one row, is a plain
-# loop: a BLAS call costs about 50 ns more (batch 1, width 2: 0.47 against 0.41 us a call).
+# loop: below it, the fixed cost of a BLAS call is more than the work.
 _SMALL_PRODUCT = 128
 # Inputs up to which dense_forward's single-row product (of at most _SMALL_PRODUCT weights) is a loop:
-# it runs one pass over the outputs per input, and loses to BLAS at 32x2 (129 against 80 ns).
+# it runs one pass over the outputs per input, so with more inputs BLAS wins again.
 _ROW_LOOP_INPUTS = 8
 
 
 @jit(inline="always")
-def _blocks(count):
-    """Number of tasks for ``count`` items of elementwise work: 1 below ``_BLOCK`` items, at most 256.
+def _task_count(count):
+    """Parallel tasks for ``count`` items of elementwise work: 1 below ``_TASK_ELEMENTS``, at most ``_MAX_TASKS``.
 
     (The thread count is not read here: ``numba.get_num_threads`` inside a
     function would keep it out of the on-disk cache.)
     """
-    return max(1, min(_MAX_BLOCKS, count // _BLOCK))
+    return max(1, min(_MAX_TASKS, count // _TASK_ELEMENTS))
 
 
 @jit
@@ -113,9 +112,9 @@ def _row_product(x, W, z):
 
 
 @jit(inline="always")
-def _span(t, blocks, count):
-    """Task ``t``'s half-open range when ``count`` items are split into ``blocks`` tasks."""
-    size = -(-count // blocks)
+def _span(t, tasks, count):
+    """Task ``t``'s half-open range when ``count`` items are split into ``tasks`` tasks."""
+    size = -(-count // tasks)
     lo = min(t * size, count)
     return lo, min(lo + size, count)
 
@@ -158,13 +157,13 @@ def dense_forward(X, W, b, act, Z, A):
         _row_product(X[0], W, Z[0])
     else:
         np.dot(X, W, Z)
-    blocks = min(_blocks(n * d_out), n)
-    if blocks == 1:  # no parallel region to start for one task (it costs microseconds)
+    tasks = min(_task_count(n * d_out), n)
+    if tasks == 1:  # no parallel region to start for one task (it costs microseconds)
         lo, hi = _span(0, 1, n)  # not the literals 0, n: Numba would compile a second, literal-typed copy
         bias_activate(Z, b, A, act, lo, hi)
     else:
-        for t in prange(blocks):
-            lo, hi = _span(t, blocks, n)
+        for t in prange(tasks):
+            lo, hi = _span(t, tasks, n)
             bias_activate(Z, b, A, act, lo, hi)
 
 
@@ -207,13 +206,13 @@ def backprop_delta(D_next, W_next, Z, A, act, D):
     else:
         np.dot(D_next, W_next.T, D)
     size = n * d
-    blocks = _blocks(size)
+    tasks = _task_count(size)
     flat_d, flat_z, flat_a = flat_view(D), flat_view(Z), flat_view(A)
-    if blocks == 1:
+    if tasks == 1:
         scale_by_derivative(flat_d, flat_z, flat_a, act)
     else:
-        for t in prange(blocks):
-            lo, hi = _span(t, blocks, size)
+        for t in prange(tasks):
+            lo, hi = _span(t, tasks, size)
             scale_by_derivative(flat_d[lo:hi], flat_z[lo:hi], flat_a[lo:hi], act)
 
 
@@ -245,30 +244,30 @@ def weight_gradient(A_prev, D, gW, gb):
     d_out = D.shape[1]
     if D.shape[0] != n or gW.shape[0] != d_in or gW.shape[1] != d_out or gb.shape[0] != d_out:
         raise ValueError("weight_gradient: need A_prev (n, d_in), D (n, d_out), gW (d_in, d_out), gb (d_out,)")
-    if n == 1:  # an outer product: 2-5x faster than sgemm with k = 1, measured at 256 to 1024 wide
-        blocks = min(_blocks(d_in * d_out), d_in)
-        if blocks == 1:
+    if n == 1:  # an outer product: a plain loop beats gemm with k = 1
+        tasks = min(_task_count(d_in * d_out), d_in)
+        if tasks == 1:
             lo, hi = _span(0, 1, d_in)
             _outer_rows(A_prev[0], D[0], gW, lo, hi)
         else:
-            for t in prange(blocks):
-                lo, hi = _span(t, blocks, d_in)
+            for t in prange(tasks):
+                lo, hi = _span(t, tasks, d_in)
                 _outer_rows(A_prev[0], D[0], gW, lo, hi)
     else:
         np.dot(A_prev.T, D, gW)
     if n == 0:
         gb[:] = 0
         return
-    blocks = max(1, min(_blocks(n * d_out), d_out // _MIN_COLUMNS))  # whole vectors of columns per task
-    if blocks == 1:
+    tasks = max(1, min(_task_count(n * d_out), d_out // _MIN_COLUMNS))  # whole vectors of columns per task
+    if tasks == 1:
         lo, hi = _span(0, 1, d_out)
         _column_sums(D, gb, lo, hi)
     else:
-        for t in prange(blocks):
-            lo, hi = _span(t, blocks, d_out)
+        for t in prange(tasks):
+            lo, hi = _span(t, tasks, d_out)
             _column_sums(D, gb, lo, hi)
 
 
-dense_forward, dense_forward_parallel = twins(dense_forward)
-backprop_delta, backprop_delta_parallel = twins(backprop_delta)
-weight_gradient, weight_gradient_parallel = twins(weight_gradient)
+dense_forward, dense_forward_parallel = serial_and_parallel(dense_forward)
+backprop_delta, backprop_delta_parallel = serial_and_parallel(backprop_delta)
+weight_gradient, weight_gradient_parallel = serial_and_parallel(weight_gradient)
