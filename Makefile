@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fastbp-installed
 
-.PHONY: demo test docs clean
+.PHONY: demo test lint docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# ruff's checks (configured in pyproject.toml) on the package and the tests.
+lint: $(STAMP)
+	$(PY) -m ruff check fastbp tests
 
 # The HTML site (warnings are errors), then every doctest in it.
 DOCS_STAMP := $(VENV)/.fastbp-docs-installed

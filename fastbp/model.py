@@ -75,25 +75,10 @@ class MLP:
         self.network = network
 
     # ---------------------------------------------------------- architecture
-    @property
-    def layers(self):
-        """Layer widths, input first (``network.sizes``)."""
-        return self.network.sizes
-
-    @property
-    def activations(self):
-        """Hidden-layer activation names, one per hidden layer."""
-        return self.network.activations
-
-    @property
-    def loss(self):
-        """The loss name."""
-        return self.network.loss
-
-    @property
-    def dtype(self):
-        """Parameter and computation dtype."""
-        return self.network.dtype
+    layers = property(lambda self: self.network.sizes, doc="Layer widths, input first (``network.sizes``).")
+    activations = property(lambda self: self.network.activations, doc="Hidden-layer activation names.")
+    loss = property(lambda self: self.network.loss, doc="The loss name.")
+    dtype = property(lambda self: self.network.dtype, doc="Parameter and computation dtype.")
 
     # ----------------------------------------------------------------- weights
     @property

@@ -54,7 +54,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
     ) from exc
 del sklearn, validate_data
 
-from ._classifier import MLPClassifier
-from ._regressor import MLPRegressor
+from ._classifier import MLPClassifier  # noqa: E402  (after the check above)
+from ._regressor import MLPRegressor  # noqa: E402
 
 __all__ = ["MLPClassifier", "MLPRegressor"]

@@ -42,6 +42,17 @@ def _check_int(name, value, low=1):
         raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
+def _store_params(estimator, values):
+    """Set each constructor argument in ``values`` (an ``__init__``'s ``locals()``) as an attribute, unchanged.
+
+    scikit-learn's convention: ``__init__`` stores its parameters and does
+    nothing else; validation happens in ``fit``.
+    """
+    for name, value in values.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
 def _check_bool(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")

@@ -42,6 +42,14 @@ def _ceil_div(count, size):
     return max(1, -(-count // size))
 
 
+def _launch_tiled(name, grid_x, grid_y, stream, *args):
+    """Launch kernel ``name`` on ``CUDA_TILE x CUDA_TILE`` blocks covering ``grid_x x grid_y`` elements."""
+    if grid_x == 0 or grid_y == 0:
+        return
+    tile = _settings.CUDA_TILE
+    compiled_kernels()[name][(_ceil_div(grid_x, tile), _ceil_div(grid_y, tile)), (tile, tile), stream](*args)
+
+
 def _check_arrays(name, arrays):
     dtype = arrays[0].dtype
     if dtype not in (np.float32, np.float64):
@@ -87,11 +95,7 @@ def launch_dense_forward(X, W, b, act, Z, A, stream=0):
     if Z.shape != (n, d_out) or A.shape != (n, d_out):
         raise ValueError("dense_forward: Z and A must be (n, d_out)")
     _check_arrays("dense_forward", (X, W, b, Z, A))
-    if n == 0 or d_out == 0:
-        return
-    tile = _settings.CUDA_TILE
-    grid = (_ceil_div(n, tile), _ceil_div(d_out, tile))
-    compiled_kernels()["dense_forward"][grid, (tile, tile), stream](X, W, b, act, Z, A)
+    _launch_tiled("dense_forward", n, d_out, stream, X, W, b, act, Z, A)
 
 
 def launch_backprop_delta(D_next, W_next, Z, A, act, D, stream=0):
@@ -121,11 +125,7 @@ def launch_backprop_delta(D_next, W_next, Z, A, act, D, stream=0):
     if Z.shape != (n, d) or A.shape != (n, d):
         raise ValueError("backprop_delta: Z and A must have the shape of D, (n, d)")
     _check_arrays("backprop_delta", (D_next, W_next, Z, A, D))
-    if n == 0 or d == 0:
-        return
-    tile = _settings.CUDA_TILE
-    compiled_kernels()["backprop_delta"][(_ceil_div(n, tile), _ceil_div(d, tile)), (tile, tile), stream](
-        D_next, W_next, Z, A, act, D)
+    _launch_tiled("backprop_delta", n, d, stream, D_next, W_next, Z, A, act, D)
 
 
 def launch_weight_gradient(A_prev, D, gW, gb, stream=0):
@@ -153,11 +153,7 @@ def launch_weight_gradient(A_prev, D, gW, gb, stream=0):
     if D.shape[0] != n or gW.shape != (d_in, d_out) or gb.shape != (d_out,):
         raise ValueError("weight_gradient: need A_prev (n, d_in), D (n, d_out), gW (d_in, d_out), gb (d_out,)")
     _check_arrays("weight_gradient", (A_prev, D, gW, gb))
-    if d_in == 0 or d_out == 0:
-        return
-    tile = _settings.CUDA_TILE
-    compiled_kernels()["weight_gradient"][(_ceil_div(d_out, tile), _ceil_div(d_in, tile)), (tile, tile), stream](
-        A_prev, D, gW, gb)
+    _launch_tiled("weight_gradient", d_out, d_in, stream, A_prev, D, gW, gb)
 
 
 def launch_output_delta(Z, T, w, weighted, loss, scale, D, row_loss, row_correct, stream=0):
