@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastbp demo`` and ``python -m fastbp bench``."""
+"""Command line: ``python -m fastbp demo``, ``bench`` and ``warmup``."""
 
 import argparse
 import sys
@@ -61,6 +61,20 @@ def bench(args):
     return 0
 
 
+def warmup(args):
+    """Compile the common configurations into the kernel cache, with progress."""
+    from .warmup import warm_cache
+
+    try:
+        done = warm_cache(dtypes=[d for d in args.dtypes.split(",") if d],
+                          backends=[b for b in args.backends.split(",") if b])
+    except ValueError as exc:
+        raise SystemExit(f"python -m fastbp warmup: {exc}") from None
+    print(f"{len(done)} configurations compiled or loaded in {sum(s for _, _, s in done):.1f} s; "
+          "each now starts warm in a new process")
+    return 0
+
+
 def main(argv=None):
     """Entry point of ``python -m fastbp``."""
     parser = argparse.ArgumentParser(prog="python -m fastbp", description="fastbp: train small MLPs fast.")
@@ -82,6 +96,10 @@ def main(argv=None):
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="draw a chart (needs matplotlib)")
     p.set_defaults(run=bench)
+    p = commands.add_parser("warmup", help="compile the kernels for the common configurations into the cache")
+    p.add_argument("--dtypes", default="float32,float64", help="comma-separated (default: float32,float64)")
+    p.add_argument("--backends", default="cpu,parallel", help="comma-separated (default: cpu,parallel)")
+    p.set_defaults(run=warmup)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -10,6 +10,12 @@ shows that all did the same work.
 
 FLOPs are counted as 2 per weight per sample for the forward pass, the
 weight gradient, and every delta pass except the first layer's.
+
+The header names the BLAS libraries loaded (through threadpoolctl, when it
+is installed), with their kernel set and thread count, and warns when
+``OPENBLAS_CORETYPE`` forces OpenBLAS's kernel choice. Each row carries the
+spread of its timed epochs; a row whose slowest epoch took more than
+``NOISY_SPREAD`` times its fastest is flagged as measured on a noisy machine.
 """
 
 import dataclasses
@@ -27,6 +33,8 @@ from ..model import MLP
 from .peers import FastbpRunner, make_peer
 
 WORKLOAD_NAMES = ("tiny", "digits", "medium")
+#: A row whose slowest timed epoch took more than this many times its fastest is flagged as noisy.
+NOISY_SPREAD = 1.5
 FASTBP_BACKENDS = ("cpu", "parallel", "auto")
 PEER_NAMES = ("numpy", "sklearn", "torch", "jax")
 
@@ -102,6 +110,33 @@ def cpu_model():
     return f"{name}, {os.cpu_count()} cores"
 
 
+def blas_info():
+    """The BLAS libraries loaded in this process: library, version, kernel set and threads.
+
+    Returns
+    -------
+    list of dict
+        One entry per library threadpoolctl finds (``[]`` without threadpoolctl).
+    """
+    try:
+        import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS, the one fastbp's kernels call)
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    keys = ("internal_api", "version", "architecture", "num_threads", "filepath")
+    return [{k: info.get(k) for k in keys} for info in threadpool_info() if info.get("user_api") == "blas"]
+
+
+def blas_warnings():
+    """Lines that say when the environment overrides OpenBLAS's own choices (``OPENBLAS_CORETYPE``...)."""
+    lines = []
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if name in os.environ:
+            lines.append(f"warning: {name}={os.environ[name]} overrides OpenBLAS's own choice for this machine; "
+                         "users' machines run the kernels OpenBLAS picks itself (unset it to measure those)")
+    return lines
+
+
 def _final_loss(runner, workload):
     """Softmax cross-entropy of the runner's current weights on the whole data, by the shared NumPy code."""
     Ws, bs = runner.weights()
@@ -115,8 +150,8 @@ def measure(runners, workload, init, epochs):
     """Time every runner on ``workload``, one after the other: a warm-up epoch, a reset, ``epochs`` epochs.
 
     The runners are not interleaved epoch by epoch: PyTorch's and JAX's thread
-    pools keep spinning for a while after their work, and measured here they
-    slowed whichever implementation ran next by up to 40 %.
+    pools keep spinning for a while after their work, which slows whichever
+    implementation runs next (the performance page has the figure).
 
     Returns
     -------
@@ -138,9 +173,12 @@ def measure(runners, workload, init, epochs):
     results = {}
     for name, runner in runners.items():
         sps = n / statistics.median(times[name])
+        spread = max(times[name]) / min(times[name]) if min(times[name]) > 0 else float("inf")
         results[name] = {"samples_per_second": sps, "gflops": sps * workload.flops_per_sample / 1e9,
                          "final_loss": _final_loss(runner, workload), "first_call_s": first_call[name],
-                         "epoch_times_s": times[name]}
+                         "epoch_times_s": times[name], "samples_per_second_min": n / max(times[name]),
+                         "samples_per_second_max": n / min(times[name]) if min(times[name]) > 0 else float("inf"),
+                         "spread": spread, "noisy": spread > NOISY_SPREAD}
     return results
 
 
@@ -174,10 +212,14 @@ def run(workloads=WORKLOAD_NAMES, backends=FASTBP_BACKENDS, peers=PEER_NAMES, ep
     _check_names("peer", peers, PEER_NAMES)
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
+    for line in blas_warnings():
+        log(line)
     gemm = gemm_gflops()
     log(f"float32 GEMM (NumPy, best of 256/512/1024 square): {gemm:.1f} GFLOP/s")
     result = {"machine": {"platform": platform.platform(), "processor": cpu_model(),
-                          "python": platform.python_version(), "gemm_gflops": gemm},
+                          "python": platform.python_version(), "gemm_gflops": gemm, "blas": blas_info(),
+                          "blas_overrides": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+                                             if k in os.environ}},
               "date": time.strftime("%Y-%m-%d"), "epochs": epochs, "workloads": []}
     for workload in [make_workload(name) for name in workloads] + list(custom or []):
         init = MLP(workload.layers, activation=workload.activation, loss="softmax_cross_entropy",
@@ -213,47 +255,85 @@ def run(workloads=WORKLOAD_NAMES, backends=FASTBP_BACKENDS, peers=PEER_NAMES, ep
 
 def format_table(result):
     """The comparison as a plain-text table: one row per workload and implementation."""
-    header = (f"{'workload':<8} {'implementation':<22} {'samples/s':>12} {'fastbp x':>9} {'GFLOP/s':>8} "
-              f"{'%GEMM':>6} {'final loss':>11} {'1st call s':>10}")
-    lines = [f"fastbp bench, {result['date']}, {result['machine']['processor']}, "
-             f"float32 GEMM {result['machine']['gemm_gflops']:.1f} GFLOP/s, median of {result['epochs']} epochs",
-             header, "-" * len(header)]
+    header = (f"{'workload':<8} {'implementation':<22} {'samples/s':>12} {'min-max':>15} {'fastbp x':>9} "
+              f"{'GFLOP/s':>8} {'%GEMM':>6} {'final loss':>11} {'1st call s':>10}")
+    machine = result["machine"]
+    lines = [f"fastbp bench, {result['date']}, {machine['processor']}, "
+             f"float32 GEMM {machine['gemm_gflops']:.1f} GFLOP/s, median of {result['epochs']} epochs"]
+    for lib in machine.get("blas", []):
+        lines.append(f"BLAS: {lib['internal_api']} {lib['version']}, kernels {lib['architecture']}, "
+                     f"{lib['num_threads']} threads ({os.path.basename(str(lib['filepath']))})")
+    for name, value in machine.get("blas_overrides", {}).items():
+        lines.append(f"warning: {name}={value} forces OpenBLAS's kernel choice")
+    lines += [header, "-" * len(header)]
     for w in result["workloads"]:
         for r in w["results"]:
             name = r["implementation"] + (f" ({r['resolved_backend']})" if r["implementation"] == "fastbp-auto"
                                           else "")
-            note = "  *" if "note" in r else ""
-            lines.append(f"{w['name']:<8} {name:<22} {r['samples_per_second']:>12,.0f} {r['fastbp_speedup']:>8.2f}x "
-                         f"{r['gflops']:>8.2f} {100 * r['gemm_fraction']:>5.1f}% {r['final_loss']:>11.6f} "
-                         f"{r['first_call_s']:>10.3f}{note}")
+            note = ("  *" if "note" in r else "") + ("  ! noisy" if r.get("noisy") else "")
+            span = (f"{_short(r['samples_per_second_min'])}-{_short(r['samples_per_second_max'])}"
+                    if "samples_per_second_min" in r else "")
+            lines.append(f"{w['name']:<8} {name:<22} {r['samples_per_second']:>12,.0f} {span:>15} "
+                         f"{r['fastbp_speedup']:>8.2f}x {r['gflops']:>8.2f} {100 * r['gemm_fraction']:>5.1f}% "
+                         f"{r['final_loss']:>11.6f} {r['first_call_s']:>10.3f}{note}")
     if any("note" in r for w in result["workloads"] for r in w["results"]):
         lines.append("* sklearn with 2 classes: one logistic output unit (same function at the start, "
                      "another SGD path), so its loss differs")
+    if any(r.get("noisy") for w in result["workloads"] for r in w["results"]):
+        lines.append(f"! noisy: the slowest timed epoch took more than {NOISY_SPREAD}x the fastest; the machine was "
+                     "busy, so measure that row again")
+    lines.append("min-max: samples/s of the slowest and the fastest timed epoch")
     lines.append("fastbp x: the fastest fastbp backend's samples/s divided by this row's, in this run")
     return "\n".join(lines)
 
 
+def _short(value):
+    """A rate in three significant figures with a k/M suffix (``4.39M``)."""
+    for limit, suffix in ((1e6, "M"), (1e3, "k")):
+        if value >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
 def plot(result, path):
-    """Bar chart of samples per second per workload and implementation (needs matplotlib)."""
+    """A chart of samples per second (needs matplotlib): one panel per workload, higher is better.
+
+    Each implementation is a point on a logarithmic axis, labelled with its
+    rate and its ratio to the fastest fastbp backend, so that gaps read as
+    ratios rather than as bar lengths from an arbitrary bottom; fastbp's
+    backends and the peers have their own marker and colour.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = sorted({r["implementation"] for w in result["workloads"] for r in w["results"]},
-                   key=lambda n: (not n.startswith("fastbp"), n))
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        values = [next((r["samples_per_second"] for r in w["results"] if r["implementation"] == name), 0)
-                  for w in result["workloads"]]
-        ax.bar(np.arange(len(result["workloads"])) + i * width, values, width, label=name)
-    ax.set_xticks(np.arange(len(result["workloads"])) + width * (len(names) - 1) / 2)
-    ax.set_xticklabels([w["name"] for w in result["workloads"]])
-    ax.set_yscale("log")
-    ax.set_ylabel("samples per second (median epoch)")
-    ax.set_title(f"fastbp vs peers, float32, {result['date']}")
-    ax.legend(fontsize=8)
+    workloads = result["workloads"]
+    fig, axes = plt.subplots(len(workloads), 1, figsize=(9, 1.2 + 1.6 * len(workloads)), squeeze=False)
+    for ax, w in zip(axes[:, 0], workloads):
+        rows = sorted(w["results"], key=lambda r: r["samples_per_second"])
+        names = [r["implementation"] for r in rows]
+        values = [r["samples_per_second"] for r in rows]
+        ours = [n.startswith("fastbp") for n in names]
+        y = np.arange(len(rows))
+        ax.hlines(y, min(values) / 2, values, color="0.85", linewidth=1)
+        ax.scatter([v for v, o in zip(values, ours) if o], [i for i, o in zip(y, ours) if o], color="C0",
+                   marker="o", s=40, zorder=3, label="fastbp")
+        ax.scatter([v for v, o in zip(values, ours) if not o], [i for i, o in zip(y, ours) if not o], color="C1",
+                   marker="s", s=36, zorder=3, label="peers")
+        for i, r in enumerate(rows):
+            ax.annotate(f"{_short(r['samples_per_second'])}  ({1 / r['fastbp_speedup']:.2g}x)",
+                        (r["samples_per_second"], i), xytext=(6, 0), textcoords="offset points", va="center",
+                        fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlim(min(values) / 2, max(values) * 6)
+        ax.set_yticks(y)
+        ax.set_yticklabels(names, fontsize=8)
+        ax.set_title(f"{w['name']} {'-'.join(map(str, w['layers']))}, batch {w['batch']}", fontsize=9, loc="left")
+    axes[0, 0].legend(fontsize=8, loc="lower right")
+    axes[-1, 0].set_xlabel("samples per second, median epoch (log scale; higher is better); "
+                           "in brackets: relative to the fastest fastbp backend")
+    fig.suptitle(f"fastbp and its peers, float32, {result['date']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
