@@ -326,4 +326,10 @@ def predict_raw(X, theta, layers, block, zbuf, abuf, out):
     for start in range(0, n, block):
         stop = min(start + block, n)
         zo = forward_chunk(X[start:stop], theta, layers, zbuf, abuf)
-        out[start:stop] = zo
+        # Copied element by element: a slice assignment ``out[start:stop] = zo`` compiles Numba's shape-mismatch
+        # message, string formatting included, which lengthens the cold start of every process that predicts.
+        for r in range(stop - start):
+            src = zo[r]
+            dst = out[start + r]
+            for j in range(src.shape[0]):
+                dst[j] = src[j]
