@@ -1,6 +1,7 @@
 """Command line: ``python -m fastbp demo``, ``bench`` and ``warmup``."""
 
 import argparse
+import os
 import sys
 import time
 
@@ -25,8 +26,8 @@ def demo(args):
                         validation_data=(X_val, y_val), backend=args.backend, verbose=True)
     seconds = time.perf_counter() - t0
     result = model.evaluate(X_test, y_test)
-    print(f"trained {len(history['loss'])} epochs in {seconds:.2f} s (first epoch includes compilation, "
-          f"cached after the first run) on backend {history['backend']!r}")
+    print(f"trained {len(history['loss'])} epochs in {seconds:.2f} s on backend {history['backend']!r} (the first "
+          "epoch of a process includes compiling the kernels, unless they were loaded from the cache)")
     print(f"test loss {result['loss']:.4f}, test accuracy {result['accuracy']:.2%}")
     return 0
 
@@ -46,10 +47,11 @@ def bench(args):
                              f"positive; got {args.layers!r}, {args.samples}, {args.batch}")
         custom.append(b.make_workload("custom", layers=layers, samples=args.samples, batch=args.batch,
                                       activation=args.activation))
-    workloads = [w for w in args.workloads.split(",") if w] if args.workloads else ([] if custom else None)
+    given = getattr(args, "workloads", None)  # not given: all three, or none beside a custom workload
+    workloads = [w for w in given.split(",") if w] if given is not None else ([] if custom else b.WORKLOAD_NAMES)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     try:
-        result = b.run(workloads=workloads if workloads is not None else b.WORKLOAD_NAMES,
+        result = b.run(workloads=workloads,
                        backends=[n for n in args.backends.split(",") if n],
                        peers=[n for n in args.peers.split(",") if n], epochs=args.epochs, custom=custom, log=log)
     except ValueError as exc:
@@ -75,20 +77,58 @@ def warmup(args):
     return 0
 
 
-def main(argv=None):
-    """Entry point of ``python -m fastbp``."""
-    parser = argparse.ArgumentParser(prog="python -m fastbp", description="fastbp: train small MLPs fast.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("demo", help="train on the bundled handwritten digits and print the test accuracy")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default="auto", choices=["auto", "cpu", "parallel", "numpy"])
+def _positive(text):
+    """An argparse type: an int >= 1, or argparse's one-line error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _program_name():
+    """``fastbp`` when run as the installed script, ``python -m fastbp`` otherwise."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "fastbp" if name == "fastbp" else "python -m fastbp"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (None, or a flag's False)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def make_parser(prog=None):
+    """The command line's argument parser (every option with its help text and default)."""
+    from . import __version__
+
+    defaults = _HelpFormatter
+    parser = argparse.ArgumentParser(prog=prog or _program_name(), formatter_class=defaults,
+                                     description="fastbp: train small multilayer perceptrons fast.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = commands.add_parser("demo", formatter_class=defaults,
+                            help="train on the bundled handwritten digits and print the test accuracy",
+                            description="Train a 64-128-64-10 MLP on the bundled handwritten digits.")
+    p.add_argument("--epochs", type=_positive, default=30, help="training epochs")
+    p.add_argument("--seed", type=int, default=0, help="seeds the split, the initial weights and the shuffling")
+    p.add_argument("--backend", default="auto", choices=["auto", "cpu", "parallel", "numpy"],
+                   help="where the training runs")
     p.set_defaults(run=demo)
-    p = commands.add_parser("bench", help="measure fastbp against NumPy, scikit-learn, PyTorch and JAX")
-    p.add_argument("--workloads", default=None, help="comma-separated: tiny,digits,medium (default: all three)")
-    p.add_argument("--backends", default="cpu,parallel,auto", help="fastbp backends (default: cpu,parallel,auto)")
+    p = commands.add_parser("bench", formatter_class=defaults,
+                            help="measure fastbp against NumPy, scikit-learn, PyTorch and JAX",
+                            description="Train the same networks with fastbp and its installed peers, side by "
+                                        "side, and print samples per second.")
+    p.add_argument("--workloads", default=argparse.SUPPRESS,
+                   help="comma-separated, from tiny,digits,medium (default: all three, or none with --layers)")
+    p.add_argument("--backends", default="cpu,parallel,auto", help="comma-separated fastbp backends")
     p.add_argument("--peers", default="numpy,sklearn,torch,jax", help="peers to try; missing ones are skipped")
-    p.add_argument("--epochs", type=int, default=5, help="timed epochs per implementation (median reported)")
+    p.add_argument("--epochs", type=_positive, default=5, help="timed epochs per implementation (median reported)")
     p.add_argument("--layers", default=None, help="add a custom workload, e.g. 20-64-64-5 (synthetic data)")
     p.add_argument("--samples", type=int, default=8192, help="samples of the custom workload")
     p.add_argument("--batch", type=int, default=32, help="minibatch of the custom workload")
@@ -96,11 +136,19 @@ def main(argv=None):
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="draw a chart (needs matplotlib)")
     p.set_defaults(run=bench)
-    p = commands.add_parser("warmup", help="compile the kernels for the common configurations into the cache")
-    p.add_argument("--dtypes", default="float32,float64", help="comma-separated (default: float32,float64)")
-    p.add_argument("--backends", default="cpu,parallel", help="comma-separated (default: cpu,parallel)")
+    p = commands.add_parser("warmup", formatter_class=defaults,
+                            help="compile the kernels for the common configurations into the cache",
+                            description="Compile fit, predict and loss_and_grad for each dtype and backend "
+                                        "into the kernel cache, so that later processes start warm.")
+    p.add_argument("--dtypes", default="float32,float64", help="comma-separated dtypes")
+    p.add_argument("--backends", default="cpu,parallel", help="comma-separated backends")
     p.set_defaults(run=warmup)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of ``fastbp`` and ``python -m fastbp``."""
+    args = make_parser().parse_args(argv)
     return args.run(args)
 
 
