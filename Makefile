@@ -22,7 +22,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check fastbp tests
 
-# The HTML site (warnings are errors), then every doctest in it.
+# The HTML site (warnings are errors; no page may load anything from the network), then every doctest in it.
 DOCS_STAMP := $(VENV)/.fastbp-docs-installed
 
 $(DOCS_STAMP): $(STAMP)
@@ -31,6 +31,7 @@ $(DOCS_STAMP): $(STAMP)
 
 docs: $(DOCS_STAMP)
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	$(PY) docs/check_no_network.py docs/_build/html
 	$(PY) -m sphinx -W --keep-going -q -b doctest docs docs/_build/doctest
 	@echo "HTML pages: docs/_build/html/index.html"
 

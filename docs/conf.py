@@ -18,6 +18,8 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.doctest",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax from the site itself: the math renders with no network access
+    "sphinx_copybutton",
     "numpydoc",
 ]
 
@@ -34,7 +36,13 @@ html_theme_options = {
     "navigation_with_keys": False,
     "show_prev_next": True,
     "secondary_sidebar_items": ["page-toc"],
+    # Every section of the root toctree in the top bar, none hidden under "More".
+    "header_links_before_dropdown": 8,
 }
-html_sidebars = {"**": ["sidebar-nav-bs"]}
+# The left sidebar lists the pages of the current section; the pages that are a section of their own have none.
+html_sidebars = {"**": ["sidebar-nav-bs"], "index": [], "contributing": []}
+# The copy button leaves out the prompts of interactive examples.
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
 doctest_global_setup = "import numpy as np\nimport fastbp"
 html_css_files = ["custom.css"]
