@@ -15,7 +15,9 @@ from .gradcheck import gradcheck
 from .model import MLP, DivergedError
 from .network import Network
 from .optim import SGD, Adam, AdamW, Optimizer
+from .plotting import plot_history
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "SGD", "Adam", "AdamW", "DivergedError", "Network", "Optimizer", "gradcheck", "__version__"]
+__all__ = ["MLP", "SGD", "Adam", "AdamW", "DivergedError", "Network", "Optimizer", "gradcheck", "plot_history",
+           "__version__"]

@@ -14,12 +14,12 @@ LAYERS = [
     ("fastbp._settings",),
     ("fastbp.kernels",),
     ("fastbp._validation", "fastbp.network", "fastbp.reference", "fastbp.datasets"),
-    ("fastbp.optim",),
+    ("fastbp.optim", "fastbp.schedules"),
     ("fastbp.training",),
     ("fastbp.fitting", "fastbp.persistence"),
     ("fastbp.model",),
     ("fastbp.gradcheck",),
-    ("fastbp.sklearn", "fastbp.bench", "fastbp.warmup", "fastbp.__main__", "fastbp"),
+    ("fastbp.sklearn", "fastbp.bench", "fastbp.warmup", "fastbp.plotting", "fastbp.__main__", "fastbp"),
 ]
 # What "the model layer" is, for the kernels' rule: everything above the kernels but the settings.
 MODEL_LAYER = [name for layer in LAYERS[2:] for name in layer if name != "fastbp"]
