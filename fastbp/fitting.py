@@ -1,11 +1,15 @@
-"""The pieces of :meth:`fastbp.MLP.fit`'s loop: argument checks, the history, early stopping, progress lines."""
+"""The pieces of :meth:`fastbp.MLP.fit`'s loop: argument checks, the history, early stopping, interrupts."""
 
+import contextlib
 import numbers
+import signal
+import threading
 
 import numpy as np
 
 from . import training
 from ._validation import as_positive_int
+from .network import per_hidden_layer
 from .optim import Optimizer
 
 
@@ -26,14 +30,84 @@ def check_fit_arguments(network, validation_data, epochs, batch_size, backend, o
         raise ValueError(f"unknown backend {backend!r}; expected one of {list(training.BACKENDS)}")
     if optimizer is not None and not isinstance(optimizer, Optimizer):
         raise TypeError(f"optimizer must be a fastbp optimizer (SGD, Adam, AdamW), got {optimizer!r}")
-    callbacks = list(callbacks or [])
-    if not all(callable(cb) for cb in callbacks):
-        raise TypeError("callbacks must be callables taking (epoch, logs)")
+    callbacks = _check_callbacks(callbacks)
     if patience is not None:
         patience = as_positive_int("patience", patience)
     if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not min_delta >= 0:
         raise ValueError(f"min_delta must be a real number >= 0, got {min_delta!r}")
     return val, epochs, batch_size, callbacks, patience
+
+
+def _check_callbacks(callbacks):
+    """``callbacks`` as a list of callables, or a ``TypeError`` that says what came."""
+    if callbacks is None:
+        return []
+    if callable(callbacks):  # a single callback, not a list of them
+        name = getattr(callbacks, "__name__", None)
+        what = f"the function {name}" if name else f"a single {type(callbacks).__name__}"
+        raise TypeError(f"callbacks must be a list of callables, got {what}; pass [{name or 'callback'}]")
+    try:
+        callbacks = list(callbacks)
+    except TypeError:
+        raise TypeError(f"callbacks must be a list of callables, got {type(callbacks).__name__} "
+                        f"{callbacks!r:.60}") from None
+    for i, cb in enumerate(callbacks):
+        if not callable(cb):
+            raise TypeError(f"callbacks must be callables taking (epoch, logs); callbacks[{i}] is "
+                            f"{type(cb).__name__} {cb!r:.60}")
+    return callbacks
+
+
+def callbacks_say_stop(callbacks, epoch, logs):
+    """Call every callback as ``callback(epoch, logs)``; True when one of them asks to stop training.
+
+    Every callback runs, each with its own copy of ``logs``. A callback asks
+    to stop by returning True (a Python or NumPy bool); False (either kind)
+    and None go on. Any other return value is a ``TypeError``: a value whose
+    truth is a guess (a dict, a number) is more likely a mistake than a request.
+    """
+    results = [cb(epoch, dict(logs)) for cb in callbacks]
+    stop = False
+    for cb, result in zip(callbacks, results):
+        if result is None:
+            continue
+        if not isinstance(result, (bool, np.bool_)):
+            name = getattr(cb, "__name__", type(cb).__name__)
+            raise TypeError(f"callback {name} returned {type(result).__name__} {result!r:.60}; a callback "
+                            "returns True to stop training, or False or None to go on")
+        stop = stop or bool(result)
+    return stop
+
+
+def divergence_message(epoch, diverged, theta, optimizer, X, check_state=True, T=None, loss=None):
+    """Why epoch ``epoch`` (counted from 1) diverged, or None when it did not.
+
+    An epoch diverged when the trainer says so (a non-finite minibatch loss),
+    when a parameter is non-finite, or (with ``check_state``) when the
+    optimizer's state is: a weight whose Adam ``v`` is Inf never moves again,
+    while the loss and the weights stay finite. The message names the cause
+    it can see: mse targets ``T`` whose squared error overflows the dtype, or
+    gradients too large for it; otherwise the learning rate.
+    """
+    dtype = theta.dtype
+    advice = " or use dtype=np.float64" if dtype == np.float32 else ""
+    if diverged or not np.all(np.isfinite(theta)):
+        largest = float(np.max(np.abs(T))) if loss == "mse" and T is not None else 0.0
+        limit = float(np.sqrt(np.finfo(dtype).max))
+        if largest > limit:
+            return (f"training diverged in epoch {epoch}: the loss became non-finite because the mse targets are "
+                    f"too large for {dtype.name}: y reaches {largest:.3g}, and the squared error of a target beyond "
+                    f"{limit:.3g} overflows {dtype.name} (its maximum is {np.finfo(dtype).max:.3g}). The weights "
+                    f"from before that epoch were kept. Rescale y (e.g. standardise it){advice}.")
+        return (f"training diverged in epoch {epoch}: the loss became non-finite; the weights from before that "
+                "epoch were kept. Try a smaller learning rate.")
+    bad = optimizer.nonfinite_state() if check_state else []
+    if not bad:
+        return None
+    return (f"training diverged in epoch {epoch}: the optimizer state ({' and '.join(bad)}) became non-finite, "
+            f"which happens when the gradients are too large for {dtype.name} (the largest |X| is "
+            f"{float(np.max(np.abs(X))):.3g}); the weights and optimizer state from before that epoch were kept. "
+            f"To fix it, rescale the inputs (e.g. standardise X){advice}.")
 
 
 def new_history(backend, classify, validation):
@@ -90,12 +164,75 @@ class EarlyStopping:
             optimizer.restore_state(self.best_state)
 
 
-def progress_line(ep, epochs, logs):
-    """One line of ``verbose`` output: the epoch, each figure of ``logs`` and samples per second."""
-    parts = [f"epoch {ep:>{len(str(epochs))}}/{epochs}"]
-    for key, value in logs.items():
-        if key == "samples_per_second":
-            parts.append(f"{value:,.0f} samples/s")
-        else:
-            parts.append(f"{key} {value:.4f}")
-    return "  ".join(parts)
+#: The losses whose epochs report an accuracy.
+CLASSIFICATION_LOSSES = ("binary_cross_entropy", "softmax_cross_entropy")
+
+
+def check_dropout(dropout, n_hidden):
+    """``dropout`` as one probability in ``[0, 1)`` per hidden layer: a number for all, or a sequence of them."""
+    values = per_hidden_layer(dropout, n_hidden, lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool),
+                              f"dropout must be a probability or a list of one per hidden layer, got {dropout!r}",
+                              "dropout needs one probability per hidden layer ({n_hidden}), got {got}")
+    for p in values:
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probabilities must lie in [0, 1), got {dropout!r}")
+    return [float(p) for p in values]
+
+
+def check_schedule(lr_schedule):
+    """``lr_schedule`` as a :class:`fastbp.schedules.Schedule`, or None."""
+    from .schedules import Schedule
+
+    if lr_schedule is not None and not isinstance(lr_schedule, Schedule):
+        raise TypeError(f"lr_schedule must be a schedule of fastbp.schedules (e.g. StepLR(10)), got {lr_schedule!r}")
+    return lr_schedule
+
+
+def check_clip(clip_grad_norm):
+    """``clip_grad_norm`` as a float > 0, or None."""
+    if clip_grad_norm is None:
+        return None
+    if (isinstance(clip_grad_norm, bool) or not isinstance(clip_grad_norm, numbers.Real)
+            or not 0 < clip_grad_norm < float("inf")):
+        raise ValueError(f"clip_grad_norm must be a finite number > 0 or None, got {clip_grad_norm!r}")
+    return float(clip_grad_norm)
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold Ctrl-C until the training loop reaches a point where the model is consistent.
+
+    Yields a function that raises ``KeyboardInterrupt`` when Ctrl-C was
+    pressed since the block began; the loop calls it between the calls of an
+    epoch, where no update is half applied. Outside the main thread (where no
+    signal arrives) and where SIGINT has no Python handler, nothing changes.
+    """
+    pressed = []
+    previous = None
+    installed = False
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is \
+            signal.default_int_handler:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+        installed = True
+
+    def check():
+        if pressed:
+            pressed.clear()
+            raise KeyboardInterrupt
+
+    try:
+        yield check
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt
+
+
+def early_stopping_message(ep, stopper, best_epoch):
+    """What ``verbose`` says when early stopping ends training after epoch ``ep``."""
+    what = (f"early stopping after epoch {ep}: {stopper.monitor} has not improved by more than {stopper.min_delta:g} "
+            f"for {stopper.patience} epochs")
+    if stopper.restore_best_weights and best_epoch is not None:
+        return f"{what}; restored the weights of epoch {best_epoch} ({stopper.monitor} {stopper.best:.4f})"
+    return f"{what}; kept the weights of epoch {ep}"

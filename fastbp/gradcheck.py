@@ -1,7 +1,11 @@
 """Central finite differences against :meth:`fastbp.MLP.loss_and_grad`."""
 
+import math
+import numbers
+
 import numpy as np
 
+from ._validation import as_positive_int
 from .model import MLP
 from .reference import l2_penalty, loss_value, sample_weights
 
@@ -29,11 +33,12 @@ def gradcheck(model, X, y, eps=1e-5, max_params=None, seed=0, sample_weight=None
     X, y : array_like
         A (small) batch, in the form :meth:`MLP.fit` takes.
     eps : float, default 1e-5
-        Step of the central difference: truncation error grows as ``eps**2``,
-        round-off as ``1/eps``; 1e-5 balances the two in float64.
-    max_params : int, optional
+        Step of the central difference, a finite number > 0: truncation error
+        grows as ``eps**2``, round-off as ``1/eps``; 1e-5 balances the two in
+        float64.
+    max_params : int >= 1, optional
         Check a random subset of this many parameters (all by default).
-    seed : int, default 0
+    seed : int >= 0 or None, default 0
         Seeds the choice of the subset.
     sample_weight, l2 : optional
         Check the gradient of the weighted, penalised loss that
@@ -45,6 +50,13 @@ def gradcheck(model, X, y, eps=1e-5, max_params=None, seed=0, sample_weight=None
         The largest relative error found; below about 1e-6 means the
         gradient is right, a wrong gradient gives 1e-2 or more.
 
+    Raises
+    ------
+    TypeError, ValueError
+        When ``model`` is not an :class:`MLP` or ``eps``, ``max_params`` or
+        ``seed`` is not as described (a NaN ``eps`` or ``max_params=0`` would
+        otherwise check nothing and report 0.0, "correct").
+
     Examples
     --------
     >>> import numpy as np, fastbp
@@ -54,6 +66,7 @@ def gradcheck(model, X, y, eps=1e-5, max_params=None, seed=0, sample_weight=None
     >>> fastbp.gradcheck(model, X, y) < 1e-6
     True
     """
+    _check_arguments(model, eps, max_params, seed)
     probe = MLP(model.layers, activation=model.activations, loss=model.loss, dtype=np.float64)
     probe.theta[...] = model.theta
     X, T = probe.network.check_data(X, y)
@@ -86,3 +99,19 @@ def gradcheck(model, X, y, eps=1e-5, max_params=None, seed=0, sample_weight=None
         worst = max(worst, error)
     return float(worst)
 
+
+
+def _check_arguments(model, eps, max_params, seed):
+    """A clear ``TypeError``/``ValueError`` for arguments that would make the check meaningless or fail inside NumPy."""
+    if not isinstance(model, MLP):
+        raise TypeError(f"model must be a fastbp.MLP, got {type(model).__name__}")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"eps must be a finite number > 0, got {eps!r}")
+    if not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+    if max_params is not None:
+        as_positive_int("max_params", max_params)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"seed must be an int >= 0 or None, got {seed!r}")
+    if seed is not None and seed < 0:
+        raise ValueError(f"seed must be an int >= 0 or None, got {seed}")

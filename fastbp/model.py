@@ -7,16 +7,30 @@ import warnings
 import numpy as np
 
 from . import training
-from ._validation import as_penalty, as_sample_weight
-from .fitting import EarlyStopping, check_fit_arguments, new_history, progress_line
-from .network import Network
+from ._validation import as_bool, as_penalty, as_sample_weight
+from .fitting import (
+    CLASSIFICATION_LOSSES,
+    EarlyStopping,
+    callbacks_say_stop,
+    check_clip,
+    check_dropout,
+    check_fit_arguments,
+    check_schedule,
+    deferred_interrupt,
+    divergence_message,
+    early_stopping_message,
+    new_history,
+)
+from .network import INITS, Network
 from .optim import Adam
 from .persistence import DTYPES, LOAD_ERRORS, read_model_file, write_model_file
+from .progress import Progress
 from .reference import loss_value, sigmoid, softmax
+from .sparse_input import CSRInput
 
 
 class DivergedError(FloatingPointError):
-    """Training produced a non-finite loss; the model keeps its last finite weights.
+    """Training produced a non-finite loss, weights or optimizer state; the model keeps its last finite weights.
 
     Attributes
     ----------
@@ -40,14 +54,24 @@ class MLP:
         Hidden-layer activation: one name for every hidden layer, or one per
         hidden layer. Names: ``identity``, ``sigmoid``, ``tanh``, ``relu``,
         ``leaky_relu``, ``elu``, ``softplus``, ``gelu``. The output layer is linear.
-    loss : {"mse", "binary_cross_entropy", "softmax_cross_entropy"}, default "mse"
-        The loss applies the sigmoid (binary cross-entropy) or softmax itself.
+    loss : {"mse", "binary_cross_entropy", "softmax_cross_entropy", "poisson"}, default "mse"
+        The loss applies the sigmoid (binary cross-entropy), softmax or exp
+        (poisson: ``torch.nn.PoissonNLLLoss(log_input=True)``, the output is
+        the log of the mean) itself.
     dtype : {numpy.float32, numpy.float64}, default numpy.float32
         Parameter and computation dtype.
     seed : int or None, default None
         Seeds the initial weights and the shuffling, so runs can be reproduced.
     init : {"auto", "glorot_uniform", "he_uniform"}, default "auto"
         ``auto`` is He-uniform for the ReLU family and Glorot-uniform otherwise.
+    dropout : float or sequence of float, default 0
+        ``torch.nn.Dropout`` after each hidden layer's activation: one
+        probability for all hidden layers, or one per hidden layer. In
+        training, units are dropped with that probability and the kept ones
+        scaled by ``1 / (1 - p)``; ``predict``, ``evaluate`` and
+        ``loss_and_grad`` use no dropout. The masks are drawn from ``seed``
+        (with the optimizer step, the row and the unit), the same on every
+        CPU backend.
 
     Examples
     --------
@@ -63,16 +87,40 @@ class MLP:
     (3, 2)
     """
 
-    def __init__(self, layers, activation="relu", loss="mse", dtype=np.float32, seed=None, init="auto"):
+    def __init__(self, layers, activation="relu", loss="mse", dtype=np.float32, seed=None, init="auto", dropout=0.0):
         network = Network(layers, activation, loss, dtype)
+        self._setup(network, seed, init, dropout)
+        self.theta = network.initial_params(init, self._rng)
+
+    def _setup(self, network, seed, init, dropout=0.0):
+        """Check ``seed``, ``init`` and ``dropout`` and set everything but the parameters."""
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
             raise TypeError(f"seed must be a non-negative int or None, got {seed!r}")
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; expected one of {list(INITS)}")
+        self.dropout = check_dropout(dropout, len(network.sizes) - 2)
         self.seed = seed
         self.init = init
         self.optimizer = None
+        self.history = None
         self._rng = np.random.default_rng(seed)
-        self.theta = network.initial_params(init, self._rng)
+        # The dropout masks' key: the seed itself, so that they are reproducible from it (without a seed, fresh
+        # entropy, drawn apart from the shuffling generator so that seeded shuffles stay what they were).
+        self._mask_seed = int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (1 << 62))
         self.network = network
+
+    @classmethod
+    def _unfilled(cls, network, seed, init, dropout=0.0):
+        """A model whose parameter vector is allocated but not written (for :meth:`load` to fill).
+
+        Its shuffling generator is advanced past the draws of the initial
+        weights, so the model shuffles as one made by the constructor would.
+        """
+        model = cls.__new__(cls)
+        model._setup(network, seed, init, dropout)
+        model.theta = np.empty(network.n_params, dtype=network.dtype)
+        model._rng.bit_generator.advance(sum(W.size for W in network.unflatten(model.theta)[0]))
+        return model
 
     # ---------------------------------------------------------- architecture
     layers = property(lambda self: self.network.sizes, doc="Layer widths, input first (``network.sizes``).")
@@ -128,7 +176,7 @@ class MLP:
     # ---------------------------------------------------------------- training
     def fit(self, X, y, epochs=1, batch_size=32, optimizer=None, shuffle=True, validation_data=None,
             backend="auto", verbose=False, callbacks=None, patience=None, min_delta=0.0,
-            restore_best_weights=True, sample_weight=None, l2=0.0):
+            restore_best_weights=True, sample_weight=None, l2=0.0, lr_schedule=None, clip_grad_norm=None):
         """Train on ``X, y`` by minibatch gradient descent, continuing from the current weights.
 
         Parameters
@@ -149,6 +197,7 @@ class MLP:
         shuffle : bool, default True
             Visit samples in a new random order each epoch, drawn from the
             model's seeded generator. ``False`` takes minibatches in order.
+            Anything but True or False (NumPy's bools too) is a ``TypeError``.
         validation_data : tuple (X_val, y_val), optional
             Evaluated after every epoch.
         backend : {"auto", "cpu", "parallel", "numpy", "cuda"}, default "auto"
@@ -159,11 +208,21 @@ class MLP:
             when validation data, callbacks, early stopping or a divergence need
             them on the host. Without a usable GPU it raises ``RuntimeError``
             saying why.
-        verbose : bool, default False
-            Print one line per epoch: loss, metrics and samples per second.
-        callbacks : sequence of callables, optional
+        verbose : {0, 1, 2} or bool, default False
+            Keras's convention: 0 (or False) is silent; 1 (or True) shows a
+            progress bar inside each epoch with samples per second and the
+            running loss (tqdm's, where tqdm is installed and the output is a
+            terminal or a notebook; elsewhere a plain line every few seconds of
+            a long epoch), then one line per epoch; 2 prints the line per epoch
+            only. Either says when the kernels are compiled (or loaded from the
+            cache) before the first epoch, and why early stopping ended
+            training.
+        callbacks : list of callables, optional
             Each is called as ``callback(epoch, logs)`` after every epoch with
-            that epoch's figures; returning ``True`` stops training.
+            that epoch's figures (every callback runs). Returning True, a
+            Python or NumPy bool, stops training after that epoch; False and
+            None go on; any other return value is a ``TypeError``. A single
+            callable is not a list: pass ``[callback]``.
         patience : int, optional
             Early stopping: stop when the monitored loss (``val_loss`` if
             validation data is given, else ``loss``) has not improved by more
@@ -181,71 +240,175 @@ class MLP:
             gains ``l2 / 2 * sum(W**2) / sum_i w_i``, the sum of its sample
             weights (its size when unweighted). This is scikit-learn's ``alpha``;
             the optimizers' ``weight_decay`` is the PyTorch-style alternative.
+        lr_schedule : fastbp.schedules.Schedule, optional
+            A learning-rate schedule (``torch.optim.lr_scheduler``'s
+            definitions), stepped after each epoch, or after each optimizer
+            step when made with ``interval="step"``. It sets the optimizer's
+            ``lr``, as a PyTorch scheduler sets its optimizer's; the rate of
+            each epoch is recorded in the history as ``"lr"``.
+        clip_grad_norm : float, optional
+            ``torch.nn.utils.clip_grad_norm_``: before each step, scale the
+            minibatch gradient (the ``l2`` penalty's included) so that its
+            2-norm over all parameters is at most this.
 
         Returns
         -------
         dict
+            Also kept as ``model.history``, which holds the epochs completed so
+            far when training is interrupted (Ctrl-C: ``KeyboardInterrupt``
+            reaches the caller within a fraction of a second, and the model
+            keeps the parameters and optimizer state of the last completed
+            step).
             ``"loss"`` (mean training loss per epoch, with the ``l2`` penalty), ``"accuracy"`` for
             classification, ``"val_loss"``/``"val_accuracy"`` with validation
             data, ``"samples_per_second"``, and ``"backend"`` (the resolved name).
 
         Raises
         ------
+        TypeError, ValueError
+            For data or arguments that are not what is documented here,
+            raised before training starts: the model and the optimizer are
+            then left unchanged. (A callback's return value that is neither a
+            bool nor None is a ``TypeError`` after the epoch that called it.)
         DivergedError
-            When the loss becomes non-finite (without early stopping); the
-            model keeps the weights from before the diverging epoch.
+            When the loss or a weight becomes non-finite, or the optimizer's
+            state does (Adam's ``v`` overflows when the gradients pass about
+            6e20 in float32; checked after every epoch on the host backends,
+            not by ``cuda``), without early stopping; the model keeps the
+            weights and optimizer state from before the diverging epoch.
+            With early stopping a ``RuntimeWarning`` says the same and
+            ``fit`` returns.
+
+        Notes
+        -----
+        Softmax cross-entropy takes probability rows as
+        ``torch.nn.CrossEntropyLoss`` does: each row's loss is
+        ``-sum_j y_j log softmax(z)_j``, not normalised, so a row summing to 2
+        weighs twice, and an all-zero row adds 0 to the loss and nothing to the
+        gradient while still counting in the mean's denominator (and, with
+        argmax 0, in the accuracy).
+
+        The data must fit the model's dtype: values of ``X``, ``y`` or
+        ``sample_weight`` beyond its range (1e39 in float32), positive sample
+        weights it cannot hold as normal numbers (1e-45 in float32) and an
+        optimizer ``lr`` or ``eps`` that rounds to 0 in it are refused with a
+        ``ValueError`` saying so, before training starts. mse targets whose
+        square overflows the dtype (beyond about 1.8e19 in float32) make the
+        loss overflow: the ``DivergedError`` then says the targets are too
+        large for the dtype.
         """
         X, T = self.network.check_data(X, y)
         sw = as_sample_weight(sample_weight, X.shape[0], self.dtype)
         l2 = as_penalty("l2", l2)
+        shuffle = as_bool("shuffle", shuffle)
         val, epochs, batch_size, callbacks, patience = check_fit_arguments(
             self.network, validation_data, epochs, batch_size, backend, optimizer, callbacks, patience, min_delta)
+        schedule, clip = check_schedule(lr_schedule), check_clip(clip_grad_norm)
+        n = X.shape[0]
+        progress = Progress(verbose, epochs, n)
         stopper = EarlyStopping(patience, min_delta, restore_best_weights, "val_loss" if val is not None else "loss")
-        rows = min(batch_size, X.shape[0])  # a minibatch never holds more than n rows, so neither do the workspaces
+        rows = min(batch_size, n)  # a minibatch never holds more than n rows, so neither do the workspaces
         resolved = training.choose_backend(backend, self.layers, rows)
         opt = optimizer or self.optimizer or Adam()
         opt.bind(self.n_params, self.dtype)
-        trainer = training.make_trainer(resolved, self.network, self.theta, opt, rows, l2)
+        if resolved == "cuda" and (isinstance(X, CSRInput) or (schedule is not None and schedule.interval == "step")):
+            raise ValueError("backend='cuda' does not support sparse X or per-step schedules yet; use backend='cpu' "
+                             "or 'parallel'")
+        trainer = training.make_trainer(resolved, self.network, self.theta, opt, rows, l2, self.dropout + [0.0], clip,
+                                        self._mask_seed, sparse=isinstance(X, CSRInput))
         self.optimizer = opt
-        history = new_history(resolved, classify=self.loss != "mse", validation=val is not None)
+        history = new_history(resolved, classify=self.loss in CLASSIFICATION_LOSSES, validation=val is not None)
+        if schedule is not None:
+            schedule.bind(opt.lr)
+            history["lr"] = []
+        self.history = history
         on_device = getattr(trainer, "on_device", False)
-        n = X.shape[0]
-        for ep in range(epochs):
-            order = self._rng.permutation(n) if shuffle else np.arange(n)
-            if not on_device:  # a device trainer keeps its own copy and restores it after a divergence
-                theta_before, state_before = self.theta.copy(), opt.state_copy()
-            t0 = time.perf_counter()
-            loss, acc, diverged = trainer.run_epoch(X, T, order, sw)
-            seconds = time.perf_counter() - t0
-            if on_device and (diverged or val is not None or callbacks or stopper.active):
-                trainer.fetch()  # these need the weights on the host
-            if diverged or not np.all(np.isfinite(self.theta)):
-                if not on_device:
-                    self.theta[...] = theta_before
-                    opt.restore_state(state_before)
-                message = (f"training diverged in epoch {ep + 1}: the loss became non-finite; the weights from "
-                           "before that epoch were kept. Try a smaller learning rate.")
-                if not stopper.active:
-                    raise DivergedError(message, history)
-                warnings.warn(message, RuntimeWarning, stacklevel=2)
-                break
-            logs = self._epoch_logs(loss, acc, val, n / seconds if seconds > 0 else float("inf"))
-            for key, value in logs.items():
-                history[key].append(value)
-            if verbose:
-                print(progress_line(ep + 1, epochs, logs), flush=True)
-            stop = any([cb(ep, dict(logs)) is True for cb in callbacks])  # every callback runs
-            if stopper.update(logs, self.theta, opt) or stop:
-                break
+        if not on_device and trainer.needs_compiling(X):  # compiled before the first epoch, not timed with it
+            self._prepare(trainer, progress, X, T, sw)
+        best_epoch = None
+        with deferred_interrupt() as check_interrupt:
+            for ep in range(epochs):
+                if ep and not on_device:
+                    opt.bind(self.n_params, self.dtype)  # a callback may have replaced the state arrays
+                if schedule is not None and schedule.interval == "epoch":
+                    opt.lr = schedule.current()
+                order = self._rng.permutation(n) if shuffle else np.arange(n)
+                if not on_device:  # a device trainer keeps its own copy and restores it after a divergence
+                    theta_before, state_before = self.theta.copy(), opt.state_copy()
+                progress.start_epoch(ep + 1)
+
+                def on_progress(seen, running_loss, ep=ep):
+                    progress.update(ep + 1, seen, running_loss)
+                    check_interrupt()
+
+                t0 = time.perf_counter()
+                rate = schedule.current() if schedule is not None else opt.lr  # the epoch's first rate
+                if on_device:
+                    loss, acc, diverged = trainer.run_epoch(X, T, order, sw)
+                else:
+                    loss, acc, diverged = trainer.run_epoch(
+                        X, T, order, sw, schedule=schedule if schedule is not None and schedule.interval == "step"
+                        else None, on_progress=on_progress)
+                seconds = time.perf_counter() - t0
+                progress.close_bar()
+                if on_device and (diverged or val is not None or callbacks or stopper.active):
+                    trainer.fetch()  # these need the weights on the host
+                message = divergence_message(ep + 1, diverged, self.theta, opt,
+                                             X.data if isinstance(X, CSRInput) else X, check_state=not on_device,
+                                             T=T, loss=self.loss)
+                if message:
+                    if not on_device:
+                        self.theta[...] = theta_before
+                        opt.restore_state(state_before)
+                    if not stopper.active:
+                        raise DivergedError(message, history)
+                    warnings.warn(message, RuntimeWarning, stacklevel=2)
+                    break
+                logs = self._epoch_logs(loss, acc, val, n / seconds if seconds > 0 else float("inf"))
+                for key, value in logs.items():
+                    history[key].append(value)
+                if schedule is not None:
+                    history["lr"].append(rate)
+                progress.end_epoch(ep + 1, logs)
+                stop = callbacks_say_stop(callbacks, ep, logs)
+                best_before = stopper.best
+                stopped_early = stopper.update(logs, self.theta, opt)
+                if stopper.best != best_before:
+                    best_epoch = ep + 1
+                if schedule is not None and schedule.interval == "epoch":
+                    schedule.step(schedule.monitored(logs) if hasattr(schedule, "monitored") else None)
+                    opt.lr = schedule.current()  # as a PyTorch scheduler's step sets its optimizer's rate
+                check_interrupt()
+                if stopped_early:
+                    progress.message(early_stopping_message(ep + 1, stopper, best_epoch))
+                if stopped_early or stop:
+                    break
         if on_device:
             trainer.fetch()
         stopper.restore(self.theta, opt)
         return history
 
+    @staticmethod
+    def _prepare(trainer, progress, X, T, sw):
+        """Compile or load the epoch kernels before the first epoch, saying so when verbose."""
+        from . import _settings
+
+        progress.message("preparing the training kernels: compiled on a first run (some seconds), loaded from the "
+                         "kernel cache after that ...")
+        t0 = time.perf_counter()
+        how = trainer.prepare(X, T, np.arange(X.shape[0]), sw)
+        seconds = time.perf_counter() - t0
+        if how == "loaded":
+            progress.message(f"... loaded from the kernel cache in {seconds:.1f} s")
+        elif _settings.CACHE:
+            progress.message(f"... compiled in {seconds:.1f} s and cached for later processes")
+        else:
+            progress.message(f"... compiled in {seconds:.1f} s (FASTBP_CACHE=0: not cached, every process compiles)")
+
     def _epoch_logs(self, loss, acc, val, samples_per_second):
         """One epoch's figures, in the order the history and the progress line show them."""
         logs = {"loss": loss}
-        if self.loss != "mse":
+        if self.loss in CLASSIFICATION_LOSSES:
             logs["accuracy"] = acc
         if val is not None:
             logs.update({"val_" + k: v for k, v in self._metrics(*val).items()})
@@ -289,7 +452,8 @@ class MLP:
         return training.output_logits(self.network, self.theta, self.network.check_features(X))
 
     def predict(self, X):
-        """Class probabilities (softmax / sigmoid) for the cross-entropy losses, values for mse.
+        """Class probabilities (softmax / sigmoid) for the cross-entropy losses, the mean ``exp(z)`` for poisson,
+        values for mse.
 
         Returns
         -------
@@ -300,6 +464,8 @@ class MLP:
             return softmax(Z)
         if self.loss == "binary_cross_entropy":
             return sigmoid(Z)
+        if self.loss == "poisson":
+            return np.exp(Z)  # the output is the log of the mean
         return Z
 
     def evaluate(self, X, y):
@@ -316,7 +482,7 @@ class MLP:
     def _metrics(self, X, T):
         Z = training.output_logits(self.network, self.theta, X)
         result = {"loss": loss_value(self.loss, Z, T)}
-        if self.loss != "mse":
+        if self.loss in CLASSIFICATION_LOSSES:
             result["accuracy"] = training.correct_count(self.loss, Z, T) / (X.shape[0] * self.network.row_divisor)
         return result
 
@@ -324,9 +490,21 @@ class MLP:
     def save(self, path):
         """Write the model to ``path`` as an ``.npz``: the flat parameters plus a JSON header.
 
-        The optimizer state is not saved.
+        The file is replaced atomically: the model is written to a temporary
+        file in the same directory, flushed to disk, and only then renamed
+        over ``path``. If writing fails (a full disk, a file size limit, an
+        interrupt) the error propagates, the temporary file is removed and a
+        file already at ``path`` is left as it was; a process killed while
+        saving leaves ``path`` as it was too (and possibly a stray
+        ``.NAME.*.tmp`` file beside it). The optimizer state is not saved.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write; its directory must exist. When ``path`` is a
+            symbolic link, the file it points to is replaced.
         """
-        header = {"layers": self.layers, "activation": self.activations, "loss": self.loss,
+        header = {"layers": self.layers, "activation": self.activations, "loss": self.loss, "dropout": self.dropout,
                   "dtype": self.dtype.name, "init": self.init, "seed": self.seed}
         write_model_file(path, header, self.theta)
 
@@ -335,9 +513,19 @@ class MLP:
         """Read a model written by :meth:`save`. Never unpickles.
 
         The file must be a zip holding exactly ``header.npy`` (the JSON header
-        as bytes) and ``theta.npy`` (the flat parameters). The header is read
-        and checked first, so a header that claims an enormous network is
-        refused before anything of that size is allocated.
+        as bytes) and ``theta.npy`` (the flat parameters). Only regular files
+        are read (a named pipe or a device such as ``/dev/zero`` is refused
+        without reading from it). The header is read and checked first: a
+        network of more than :data:`fastbp.persistence.MAX_PARAMS` parameters
+        (2**28) is refused, as is a parameter member too small for the
+        network the header declares, before anything of that size is
+        allocated; what a deflated member may expand to is bounded by that
+        size (members compressed otherwise than by deflate are refused), and
+        the parameters are read into the model's own vector.
+
+        Parameters
+        ----------
+        path : str, os.PathLike or binary file object
 
         Raises
         ------
@@ -346,16 +534,45 @@ class MLP:
         FileNotFoundError
             When ``path`` does not exist.
         """
+
+        def unfilled_model(header):
+            network = Network(header["layers"], header["activation"], header["loss"], DTYPES[header["dtype"]])
+            return cls._unfilled(network, header.get("seed"), header.get("init", "auto"), header.get("dropout", 0.0))
+
         try:
-            header, theta = read_model_file(path)
-            model = cls(header["layers"], activation=header["activation"], loss=header["loss"],
-                        dtype=DTYPES[header["dtype"]], seed=header.get("seed"), init=header.get("init", "auto"))
+            return read_model_file(path, unfilled_model)
         except LOAD_ERRORS as exc:
             if isinstance(exc, FileNotFoundError):
                 raise
             raise ValueError(f"{path!s} is not a valid fastbp model file: {exc}") from None
-        model.theta[...] = theta
-        return model
+
+    def summary(self, print_fn=print):
+        """A table of the layers: widths, activation, dropout and parameters, with the total.
+
+        Parameters
+        ----------
+        print_fn : callable or None, default print
+            Receives the table; None to only return it.
+
+        Returns
+        -------
+        str
+        """
+        rows = [("layer", "in", "out", "activation", "dropout", "parameters")]
+        acts = self.activations + ["identity"]
+        drops = self.dropout + [0.0]
+        for l, (fan_in, fan_out) in enumerate(zip(self.layers[:-1], self.layers[1:])):
+            rows.append((f"{l + 1}{' (output)' if l == len(acts) - 1 else ''}", str(fan_in), str(fan_out), acts[l],
+                         f"{drops[l]:g}" if drops[l] else "-", f"{fan_in * fan_out + fan_out:,}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                 for r in rows]
+        rule = "-" * len(lines[0])
+        text = "\n".join([f"MLP, loss {self.loss}, {self.dtype.name}", rule, lines[0], rule, *lines[1:], rule,
+                          f"total parameters: {self.n_params:,}"])
+        if print_fn is not None:
+            print_fn(text)
+        return text
 
     def __repr__(self):
         return (f"MLP({self.layers}, activation={self.activations!r}, loss={self.loss!r}, "

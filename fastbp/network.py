@@ -32,6 +32,7 @@ from .kernels.layout import (
     WS_OFF,
     row_divisor,
 )
+from .sparse_input import CSRInput, is_sparse
 
 INITS = ("auto", "glorot_uniform", "he_uniform")
 _RELU_FAMILY = (RELU, LEAKY_RELU, ELU, SOFTPLUS, GELU)
@@ -180,7 +181,16 @@ class Network:
         return theta
 
     def check_features(self, X, what=""):
-        """Inputs as a C-contiguous, finite ``(n, n_inputs)`` array of the network's dtype, or a clear error."""
+        """Inputs as a C-contiguous, finite ``(n, n_inputs)`` array of the network's dtype, or a clear error.
+
+        A SciPy sparse matrix (CSR, or another format, converted) becomes a
+        :class:`~fastbp.sparse_input.CSRInput`, which the first layer reads
+        without densifying it.
+        """
+        if isinstance(X, CSRInput) and X.dtype == self.dtype and X.shape[1] == self.n_inputs:
+            return X
+        if is_sparse(X):
+            return CSRInput.from_scipy(X, self.n_inputs, self.dtype, what)
         return as_features(X, self.n_inputs, self.dtype, what)
 
     def check_data(self, X, y, what=""):
@@ -222,14 +232,30 @@ def check_sizes(layers):
     return [int(s) for s in sizes]
 
 
-def _check_activations(activation, n_hidden):
-    names = [activation] * n_hidden if isinstance(activation, str) else activation
+def per_hidden_layer(value, n_hidden, is_one, type_message, count_message):
+    """``value`` as a list of one entry per hidden layer: repeated when ``is_one(value)``, else listed as given.
+
+    ``type_message`` is the ``TypeError`` for a value that is neither;
+    ``count_message`` (formatted with ``n_hidden`` and ``got``) the
+    ``ValueError`` for a list of the wrong length.
+    """
+    if is_one(value):
+        return [value] * n_hidden
     try:
-        names = list(names)
+        if isinstance(value, (str, bytes)):
+            raise TypeError
+        values = list(value)
     except TypeError:
-        raise TypeError(f"activation must be a name or a list of names, got {activation!r}") from None
-    if len(names) != n_hidden:
-        raise ValueError(f"expected {n_hidden} hidden-layer activations, got {len(names)}")
+        raise TypeError(type_message) from None
+    if len(values) != n_hidden:
+        raise ValueError(count_message.format(n_hidden=n_hidden, got=len(values)))
+    return values
+
+
+def _check_activations(activation, n_hidden):
+    names = per_hidden_layer(activation, n_hidden, lambda v: isinstance(v, str),
+                             f"activation must be a name or a list of names, got {activation!r}",
+                             "expected {n_hidden} hidden-layer activations, got {got}")
     for a in names:
         if not isinstance(a, str) or a not in ACTIVATIONS:
             raise ValueError(f"unknown activation {a!r}; expected one of {sorted(ACTIVATIONS)}")
@@ -239,7 +265,13 @@ def _check_activations(activation, n_hidden):
 
 
 def check_dtype(dtype):
-    """``dtype`` as ``numpy.dtype('float32')`` or ``numpy.dtype('float64')``, or a ``TypeError``."""
+    """``dtype`` as ``numpy.dtype('float32')`` or ``numpy.dtype('float64')``, or a ``TypeError``.
+
+    ``None`` is refused too, although ``numpy.dtype(None)`` is float64: a
+    missing dtype is more likely a mistake than a request for float64.
+    """
+    if dtype is None:
+        raise TypeError("dtype must be numpy.float32 or numpy.float64, got None")
     try:
         dt = np.dtype(dtype)
     except TypeError:

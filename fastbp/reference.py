@@ -58,20 +58,52 @@ def activation_derivative(name, z):
     raise ValueError(f"unknown activation {name!r}")
 
 
-def forward(X, Ws, bs, activations):
+def forward(X, Ws, bs, activations, masks=None):
     """Forward pass. Returns ``(Zs, As)``, one entry per layer; the last layer is linear.
 
     ``activations`` names the hidden layers' activations (``len(Ws) - 1`` names).
+    ``masks`` (training with dropout) holds one array per hidden layer, of
+    zeros and ``1 / (1 - p)``, or None for a layer without dropout; ``As``
+    then holds the dropped activations, the next layer's input.
     """
     Zs, As = [], []
     inp = X
     for l, (W, b) in enumerate(zip(Ws, bs)):
         Z = inp @ W + b
         A = Z if l == len(Ws) - 1 else activation(activations[l], Z)
+        if masks is not None and l < len(Ws) - 1 and masks[l] is not None:
+            A = A * masks[l]
         Zs.append(Z)
         As.append(A)
         inp = A
     return Zs, As
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _mix(z):
+    """SplitMix64's finalizer on uint64 arrays (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_mask(seed, step, rows, layer, units, p, dtype):
+    """The dropout mask of ``rows`` rows (minibatch positions 0..rows-1) of a hidden layer, at optimizer ``step``.
+
+    Zeros where a unit is dropped, ``1 / (1 - p)`` where it is kept: the
+    counter-based generator of ``fastbp.kernels.dropout`` (SplitMix64 of
+    ``(seed, step, row, layer, unit)``), written with NumPy arrays.
+    """
+    with np.errstate(over="ignore"):
+        z = _mix(np.full(rows, (seed + 0x9E3779B97F4A7C15) & _MASK64, dtype=np.uint64))
+        z = _mix(z ^ np.uint64(step))
+        z = _mix(z ^ np.arange(rows, dtype=np.uint64))
+        key = z ^ (np.uint64(layer) << np.uint64(32))
+        u = (_mix(key[:, None] ^ np.arange(units, dtype=np.uint64)[None, :]) >> np.uint64(11)).astype(np.float64)
+    keep = u * (1.0 / 9007199254740992.0) >= p
+    return np.where(keep, dtype.type(1.0 / (1.0 - p)), dtype.type(0.0)).astype(dtype)
 
 
 def logsumexp(Z):
@@ -115,6 +147,9 @@ def loss_value(loss, Z, T, sw=None):
         k = Z.shape[1]
     elif loss == "softmax_cross_entropy":
         per_element = (logsumexp(Z) * T.sum(axis=1) - (T * Z).sum(axis=1))[:, None]
+    elif loss == "poisson":
+        per_element = np.exp(Z) - T * Z
+        k = Z.shape[1]
     else:
         raise ValueError(f"unknown loss {loss!r}")
     return float(np.sum(w * per_element) / (wsum * k))
@@ -131,6 +166,8 @@ def output_delta(loss, Z, T, sw=None):
         return (sigmoid(Z) - T) * w / Z.dtype.type(wsum * k)
     if loss == "softmax_cross_entropy":
         return (softmax(Z) * T.sum(axis=1, keepdims=True) - T) * w / Z.dtype.type(wsum)
+    if loss == "poisson":
+        return (np.exp(Z) - T) * w / Z.dtype.type(wsum * k)
     raise ValueError(f"unknown loss {loss!r}")
 
 
@@ -150,11 +187,12 @@ def loss_and_grad(X, T, Ws, bs, activations, loss, sw=None, l2=0.0):
     return loss_value(loss, Zs[-1], T, sw) + l2_penalty(Ws, l2, wsum), gWs, gbs
 
 
-def backward(X, T, Ws, Zs, As, activations, loss, sw=None, l2=0.0):
+def backward(X, T, Ws, Zs, As, activations, loss, sw=None, l2=0.0, masks=None):
     """Gradients ``(gWs, gbs)`` of the mean loss, given the forward pass ``Zs, As``.
 
     With sample weights ``sw`` the loss is their weighted mean; ``l2`` adds
     :func:`l2_penalty`, so ``l2 * W / sum(sw)`` to each weight gradient.
+    ``masks`` are the dropout masks the forward pass used (see :func:`forward`).
     """
     D = output_delta(loss, Zs[-1], T, sw)
     _, wsum = sample_weights(X.shape[0], sw)
@@ -167,7 +205,21 @@ def backward(X, T, Ws, Zs, As, activations, loss, sw=None, l2=0.0):
         gbs[l] = D.sum(axis=0)
         if l > 0:
             D = (D @ Ws[l].T) * activation_derivative(activations[l - 1], Zs[l - 1])
+            if masks is not None and masks[l - 1] is not None:
+                D = D * masks[l - 1]
     return gWs, gbs
+
+
+def clip_grad_norm(gWs, gbs, max_norm):
+    """``torch.nn.utils.clip_grad_norm_``: scale every gradient by ``min(1, max_norm / (norm + 1e-6))``.
+
+    ``norm`` is the 2-norm over all the gradients together. Returns new lists.
+    """
+    grads = list(gWs) + list(gbs)
+    norm = np.sqrt(sum(float(np.sum(np.asarray(g, dtype=np.float64) ** 2)) for g in grads))
+    factor = min(1.0, max_norm / (norm + 1e-6))
+    scaled = [g * g.dtype.type(factor) for g in grads]
+    return scaled[:len(gWs)], scaled[len(gWs):]
 
 
 def optimizer_step(kind, params, grads, state, lr, momentum=0.0, nesterov=False, weight_decay=0.0,

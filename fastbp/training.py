@@ -16,18 +16,28 @@ it owns the workspaces, allocated once, and runs whole epochs
 
 :func:`loss_and_grad` and :func:`output_logits` are the compiled full-batch
 gradient and forward pass.
+
+Fits may run in several Python threads at once. A compiled epoch releases the
+GIL while it runs; the BLAS thread count is limited for as long as any epoch
+runs (:func:`fastbp.kernels.threads.blas_threads`); parallel epochs take turns
+(:data:`fastbp.kernels.threads.parallel_epochs`).
 """
+
+import contextlib
+import time
 
 import numba
 import numpy as np
 
 from . import _settings, reference
 from .kernels import cuda, driver
-from .kernels.layout import N_STATS, S_CORRECT, S_DIVERGED, S_LOSS, S_SEEN, S_WEIGHT
-from .kernels.threads import blas_threads, configure_threading
+from .kernels.layout import H_LR, N_STATS, S_CORRECT, S_DIVERGED, S_LOSS, S_SEEN, S_WEIGHT
+from .kernels.threads import blas_threads, configure_threading, parallel_epochs
+from .sparse_input import CSRInput
 
 BACKENDS = ("auto", "numpy", "cpu", "parallel", "cuda")
 _PREDICT_BLOCK = 1024  # rows per compiled forward call: bounds the workspace of a large predict
+_NO_ROWS = np.zeros(0, dtype=np.int64)  # dense input: the drivers take its rows in order
 
 
 def choose_backend(backend, sizes, batch_size):
@@ -54,17 +64,85 @@ def choose_backend(backend, sizes, batch_size):
     return "cpu"
 
 
-class CompiledTrainer:
-    """Runs epochs with the compiled driver, serial or parallel."""
+#: Seconds one call of a trainer should take at most, about: an epoch runs as calls of as many minibatches as
+#: fit in that time, so that progress can be shown and Ctrl-C answered between them.
+CALL_SECONDS = 0.1
 
-    def __init__(self, network, theta, optimizer, batch_size, parallel, l2=0.0):
+
+def n_rows(X):
+    """Samples in ``X``: a dense array, or a :class:`~fastbp.sparse_input.CSRInput`."""
+    return X.shape[0]
+
+
+class EpochRunner:
+    """What the host trainers share: an epoch as a few calls of many minibatches each.
+
+    A subclass provides ``run_batches(X, T, order, sw, first, last, rates, stats)``,
+    which runs minibatches ``first`` to ``last - 1`` of the epoch and adds
+    their statistics (``fastbp.kernels.layout.S_*``) to ``stats``.
+    """
+
+    _batch_seconds = None  # the last measured seconds per minibatch
+
+    def _chunk(self, remaining):
+        """How many minibatches the next call runs: as many as take about ``CALL_SECONDS``."""
+        if self._batch_seconds is None:
+            return min(remaining, 4)  # first measure
+        return max(1, min(remaining, int(CALL_SECONDS / max(self._batch_seconds, 1e-9))))
+
+    def run_epoch(self, X, T, order, sw=None, schedule=None, on_progress=None):
+        """One epoch over ``X[order]``; returns ``(mean_loss, correct_fraction, diverged)``.
+
+        Parameters
+        ----------
+        X, T : ndarray (or CSRInput for ``X``)
+        order : ndarray of int64
+        sw : ndarray, optional
+            Sample weights; the loss is then their weighted mean (the
+            accuracy is never weighted).
+        schedule : fastbp.schedules.Schedule, optional
+            A schedule stepped per optimizer step: it gives each minibatch's
+            learning rate.
+        on_progress : callable, optional
+            Called between calls as ``on_progress(samples_seen, mean_loss_so_far)``.
+        """
+        n_batches = -(-n_rows(X) // self.batch_size)
+        stats = self.stats  # allocated once, with the workspaces
+        stats[:] = 0.0
+        done = 0
+        while done < n_batches:
+            count = self._chunk(n_batches - done)
+            rates = None if schedule is None else schedule.rates(count)
+            t0 = time.perf_counter()
+            self.run_batches(X, T, order, sw, done, done + count, rates, stats)
+            self._batch_seconds = (time.perf_counter() - t0) / count
+            done += count
+            if stats[S_DIVERGED]:
+                break
+            if on_progress is not None and done < n_batches:
+                on_progress(int(stats[S_SEEN]), epoch_figures(stats, self.network)[0])
+        return epoch_figures(stats, self.network)
+
+
+class CompiledTrainer(EpochRunner):
+    """Runs epochs with the compiled driver, serial or parallel.
+
+    ``dropout`` (per weight layer, the output's 0), ``clip`` (a maximum
+    gradient norm) and ``seed`` (of the dropout masks) are as in
+    :func:`fastbp.kernels.driver.train_epoch`; None for none.
+    """
+
+    def __init__(self, network, theta, optimizer, batch_size, parallel, l2=0.0, dropout=None, clip=None, seed=0,
+                 sparse=False):
         if parallel:
             configure_threading()
             chunks = numba.get_num_threads()
-            self._run = driver.train_epoch_parallel
+            self._drivers = (driver.train_epoch_parallel, driver.train_epoch_sparse_parallel)
+            self._turn = parallel_epochs
         else:
             chunks = 1
-            self._run = driver.train_epoch
+            self._drivers = (driver.train_epoch, driver.train_epoch_sparse)
+            self._turn = contextlib.nullcontext()
         rows = -(-batch_size // chunks)
         dtype = theta.dtype
         width = network.workspace_width(rows)
@@ -74,7 +152,8 @@ class CompiledTrainer:
         self.optimizer = optimizer
         self.l2 = float(l2)
         self.layers = network.layer_table(rows)
-        self.xbuf = np.zeros((chunks, rows * network.n_inputs), dtype=dtype)
+        # sparse input is read where it is, never gathered: no input workspace (it would be rows x d_in)
+        self.xbuf = np.zeros((chunks, 0 if sparse else rows * network.n_inputs), dtype=dtype)
         self.tbuf = np.zeros((chunks, rows * network.n_outputs), dtype=dtype)
         self.swbuf = np.zeros((chunks, rows), dtype=dtype)
         self.no_weights = np.zeros(0, dtype=dtype)
@@ -85,20 +164,56 @@ class CompiledTrainer:
         self.chunk_out = np.zeros((chunks, 2))
         self.stats = np.zeros(N_STATS)
         self.hyper = optimizer.hyperparameters()
+        self.dropout = _dropout_table(dropout)
+        self.clip = None if clip is None else float(clip)
+        self.seed = int(seed)
 
-    def run_epoch(self, X, T, order, sw=None):
-        """One epoch over ``X[order]``; returns ``(mean_loss, correct_fraction, diverged)``.
+    def _driver(self, X):
+        return self._drivers[1] if isinstance(X, CSRInput) else self._drivers[0]
 
-        ``sw`` are optional sample weights (model dtype, shape ``(n,)``); the
-        loss is then their weighted mean. The accuracy is never weighted.
+    def needs_compiling(self, X):
+        """Whether the epoch driver for ``X`` has not run in this process yet (it then compiles or loads)."""
+        return not self._driver(X).signatures
+
+    def prepare(self, X, T, order, sw=None):
+        """Compile (or load from the cache) the epoch driver for these arguments, running no minibatch.
+
+        Returns
+        -------
+        str
+            ``"compiled"``, ``"loaded"`` (from the on-disk cache) or ``"ready"`` (already in memory).
         """
+        run = self._driver(X)
+        before = (sum(run.stats.cache_hits.values()), sum(run.stats.cache_misses.values()), len(run.signatures))
+        self.run_batches(X, T, order, sw, 0, 0, None, np.zeros(N_STATS))
+        hits, misses = sum(run.stats.cache_hits.values()), sum(run.stats.cache_misses.values())
+        if len(run.signatures) == before[2]:
+            return "ready"
+        return "loaded" if hits > before[0] and misses == before[1] else "compiled"
+
+    def run_batches(self, X, T, order, sw, first, last, rates, stats):
+        """Minibatches ``first`` to ``last - 1`` of the epoch over ``X[order]``, their statistics added to ``stats``."""
         opt = self.optimizer
         sw = self.no_weights if sw is None else sw
-        with blas_threads(1):  # one BLAS thread per fastbp thread: no oversubscription
-            self._run(X, T, sw, order, self.batch_size, self.theta, self.layers, self.network.loss_code, self.l2,
-                      self.xbuf, self.tbuf, self.swbuf, self.zbuf, self.abuf, self.dbuf, self.gbuf, self.chunk_out,
-                      opt.code, self.hyper, opt.m, opt.v, opt.step, self.stats)
-        return epoch_figures(self.stats, self.network)
+        self.hyper[H_LR] = opt.lr  # a schedule stepped per epoch sets the optimizer's rate between calls
+        data = X.arrays if isinstance(X, CSRInput) else X
+        # One BLAS thread per fastbp thread (no oversubscription), and parallel epochs of concurrent fits one
+        # at a time. The compiled epoch releases the GIL while it runs.
+        with blas_threads(1), self._turn:
+            self._driver(X)(data, T, sw, order, self.batch_size, self.theta, self.layers, self.network.loss_code,
+                            self.l2, self.xbuf, self.tbuf, self.swbuf, self.zbuf, self.abuf, self.dbuf, self.gbuf,
+                            self.chunk_out, opt.code, self.hyper, opt.m, opt.v, opt.step, stats, first, last,
+                            rates, self.clip, self.dropout, self.seed)
+        if rates is not None and len(rates):
+            opt.lr = float(rates[-1])
+
+
+def _dropout_table(dropout):
+    """The driver's ``(L, 2)`` table of ``p`` and ``1 / (1 - p)`` per weight layer, or None without dropout."""
+    if dropout is None or not any(dropout):
+        return None
+    p = np.asarray(dropout, dtype=np.float64)
+    return np.ascontiguousarray(np.stack([p, 1.0 / (1.0 - p)], axis=1))
 
 
 def epoch_figures(stats, network):
@@ -123,6 +238,7 @@ class CudaTrainer:
 
     def __init__(self, network, theta, optimizer, batch_size, l2=0.0):
         self.network = network
+        self.optimizer = optimizer
         self.device = cuda.DeviceEpochs(network.layer_table(batch_size), network.loss_code, theta, optimizer.m,
                                         optimizer.v, optimizer.step, optimizer.code, optimizer.hyperparameters(),
                                         batch_size, l2)
@@ -131,7 +247,10 @@ class CudaTrainer:
         """One epoch over ``X[order]``; returns ``(mean_loss, correct_fraction, diverged)``.
 
         After a divergence the device state is back where the epoch began.
+        The optimizer's hyperparameters are sent again first, so that a
+        schedule stepped per epoch reaches the device.
         """
+        self.device.hyper.copy_to_device(np.asarray(self.optimizer.hyperparameters(), dtype=np.float64))
         return epoch_figures(self.device.run_epoch(X, T, order, sw), self.network)
 
     def fetch(self):
@@ -139,49 +258,77 @@ class CudaTrainer:
         self.device.fetch()
 
 
-class NumpyTrainer:
-    """Runs epochs with the plain-NumPy reference, one minibatch per Python iteration."""
+class NumpyTrainer(EpochRunner):
+    """Runs epochs with the plain-NumPy reference, one minibatch per Python iteration.
 
-    def __init__(self, network, theta, optimizer, batch_size, l2=0.0):
+    Dropout masks, clipping and per-step rates are those of the compiled
+    trainer, computed with NumPy (:func:`fastbp.reference.dropout_mask`).
+    """
+
+    def __init__(self, network, theta, optimizer, batch_size, l2=0.0, dropout=None, clip=None, seed=0):
         self.network = network
         self.l2 = float(l2)
         self.theta = theta
         self.optimizer = optimizer
         self.batch_size = batch_size
+        self.dropout = None if dropout is None or not any(dropout) else [float(p) for p in dropout]
+        self.clip = None if clip is None else float(clip)
+        self.seed = int(seed)
+        self.stats = np.zeros(N_STATS)
 
-    def run_epoch(self, X, T, order, sw=None):
-        """One epoch over ``X[order]``; returns ``(mean_loss, correct_fraction, diverged)``."""
+    def needs_compiling(self, X):
+        """Nothing here is compiled."""
+        return False
+
+    def prepare(self, X, T, order, sw=None):
+        """Nothing to compile: ``"ready"``."""
+        return "ready"
+
+    def _masks(self, step, rows):
+        if self.dropout is None:
+            return None
+        return [reference.dropout_mask(self.seed, step, rows, l, self.network.sizes[l + 1], p, self.network.dtype)
+                if p > 0 else None for l, p in enumerate(self.dropout[:-1])]
+
+    def run_batches(self, X, T, order, sw, first, last, rates, stats):
+        """Minibatches ``first`` to ``last - 1`` of the epoch over ``X[order]``, their statistics added to ``stats``."""
         opt = self.optimizer
         net = self.network
         Ws, bs = net.unflatten(self.theta)
         mWs, mbs = net.unflatten(opt.m)
         vWs, vbs = net.unflatten(opt.v)
         state = {"step": int(opt.step[0]), "m": mWs + mbs, "v": vWs + vbs}
+        settings = opt.settings()
         norm = net.row_divisor
-        total, correct, seen, weight = 0.0, 0.0, 0, 0.0
-        for start in range(0, X.shape[0], self.batch_size):
+        n = n_rows(X)
+        for b, start in enumerate(range(first * self.batch_size, min(last * self.batch_size, n), self.batch_size)):
             idx = order[start:start + self.batch_size]
-            Xb, Tb = X[idx], T[idx]
+            Xb = X.dense_rows(idx) if isinstance(X, CSRInput) else X[idx]
+            Tb = T[idx]
             swb = None if sw is None else sw[idx]
             _, wsum = reference.sample_weights(len(idx), swb)
             if wsum == 0:  # a minibatch of zero weights: no step
-                seen += len(idx)
+                stats[S_SEEN] += len(idx)
                 continue
-            Zs, As = reference.forward(Xb, Ws, bs, net.activations)
+            masks = self._masks(state["step"] + 1, len(idx))
+            Zs, As = reference.forward(Xb, Ws, bs, net.activations, masks)
             loss = reference.loss_value(net.loss, Zs[-1], Tb, swb) + reference.l2_penalty(Ws, self.l2, wsum)
             if not np.isfinite(loss):
+                stats[S_DIVERGED] = 1.0
                 break
-            gWs, gbs = reference.backward(Xb, Tb, Ws, Zs, As, net.activations, net.loss, swb, self.l2)
-            correct += correct_count(net.loss, Zs[-1], Tb)
-            total += loss * wsum * norm
-            seen += len(idx)
-            weight += wsum
-            reference.optimizer_step(opt.name, Ws + bs, gWs + gbs, state, **opt.settings())
+            gWs, gbs = reference.backward(Xb, Tb, Ws, Zs, As, net.activations, net.loss, swb, self.l2, masks)
+            if self.clip is not None:
+                gWs, gbs = reference.clip_grad_norm(gWs, gbs, self.clip)
+            stats[S_CORRECT] += correct_count(net.loss, Zs[-1], Tb)
+            stats[S_LOSS] += loss * wsum * norm
+            stats[S_SEEN] += len(idx)
+            stats[S_WEIGHT] += wsum
+            if rates is not None:
+                settings["lr"] = float(rates[b])
+            reference.optimizer_step(opt.name, Ws + bs, gWs + gbs, state, **settings)
         opt.step[0] = state["step"]
-        diverged = seen < X.shape[0]
-        if not weight:
-            return float("nan"), float("nan"), diverged
-        return total / (weight * norm), correct / (seen * norm), diverged
+        if rates is not None and len(rates):
+            opt.lr = float(rates[-1])
 
 
 def correct_count(loss, Z, T):
@@ -197,17 +344,25 @@ def correct_count(loss, Z, T):
     return 0.0
 
 
-def make_trainer(backend, network, theta, optimizer, batch_size, l2=0.0):
+def make_trainer(backend, network, theta, optimizer, batch_size, l2=0.0, dropout=None, clip=None, seed=0,
+                 sparse=False):
     """The trainer for a resolved backend name (``"numpy"``, ``"cpu"``, ``"parallel"`` or ``"cuda"``).
 
     ``theta`` is the flat parameter vector the trainer updates in place;
-    ``l2`` is the penalty on the weights (see ``fastbp.kernels.driver``).
+    ``l2`` is the penalty on the weights (see ``fastbp.kernels.driver``);
+    ``dropout`` (one probability per weight layer), ``clip`` (a maximum
+    gradient norm) and ``seed`` (the dropout masks') are None or 0 for none; ``sparse`` says that the
+    input will be a :class:`~fastbp.sparse_input.CSRInput`.
     """
     if backend == "numpy":
-        return NumpyTrainer(network, theta, optimizer, batch_size, l2)
+        return NumpyTrainer(network, theta, optimizer, batch_size, l2, dropout, clip, seed)
     if backend == "cuda":
+        if (dropout is not None and any(dropout)) or clip is not None:
+            raise ValueError("backend='cuda' does not support dropout or clip_grad_norm yet; use backend='cpu' or "
+                             "'parallel'")
         return CudaTrainer(network, theta, optimizer, batch_size, l2)
-    return CompiledTrainer(network, theta, optimizer, batch_size, parallel=backend == "parallel", l2=l2)
+    return CompiledTrainer(network, theta, optimizer, batch_size, parallel=backend == "parallel", l2=l2,
+                           dropout=dropout, clip=clip, seed=seed, sparse=sparse)
 
 
 def loss_and_grad(network, theta, X, T, sw, l2):
@@ -229,20 +384,30 @@ def loss_and_grad(network, theta, X, T, sw, l2):
     loss : float
     grad : ndarray, shape (n_params,)
     """
-    rows = X.shape[0]
+    rows = n_rows(X)
     width = network.workspace_width(rows)
     bufs = [np.empty(width, dtype=network.dtype) for _ in range(3)]
     grad = np.empty_like(theta)
     sw = np.zeros(0, dtype=network.dtype) if sw is None else sw
-    loss, _ = driver.loss_and_grad(X, T, sw, theta, network.layer_table(rows), network.loss_code, l2, *bufs, grad)
+    run, data, ids = _full_batch(driver.loss_and_grad, driver.loss_and_grad_sparse, X)
+    loss, _ = run(data, ids, T, sw, theta, network.layer_table(rows), network.loss_code, l2, *bufs, grad)
     return float(loss), grad
 
 
 def output_logits(network, theta, X):
     """The output layer's pre-activations of checked inputs ``X``, shape ``(n, n_outputs)``."""
-    block = min(_PREDICT_BLOCK, X.shape[0])
+    n = n_rows(X)
+    block = min(_PREDICT_BLOCK, n)
     width = network.workspace_width(block)
     zbuf, abuf = np.empty(width, dtype=network.dtype), np.empty(width, dtype=network.dtype)
-    out = np.empty((X.shape[0], network.n_outputs), dtype=network.dtype)
-    driver.predict_raw(X, theta, network.layer_table(block), block, zbuf, abuf, out)
+    out = np.empty((n, network.n_outputs), dtype=network.dtype)
+    run, data, ids = _full_batch(driver.predict_raw, driver.predict_raw_sparse, X)
+    run(data, ids, theta, network.layer_table(block), block, zbuf, abuf, out)
     return out
+
+
+def _full_batch(dense, sparse, X):
+    """The driver for ``X`` (dense or sparse), its input arrays, and the row ids the sparse variant reads."""
+    if isinstance(X, CSRInput):
+        return sparse, X.arrays, np.arange(n_rows(X), dtype=np.int64)
+    return dense, X, _NO_ROWS

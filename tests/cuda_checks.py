@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import f64, rand, tol
 
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 
@@ -28,21 +29,7 @@ from fastbp.kernels import layout  # noqa: E402
 sim = pytest.mark.skipif(not SIMULATOR, reason="needs NUMBA_ENABLE_CUDASIM=1")
 ptx = pytest.mark.skipif(SIMULATOR, reason="PTX is compiled by the real CUDA target, not the simulator")
 
-DTYPES = [np.float64, np.float32]
-
-
-def tol(dtype):
-    if dtype == np.float64:
-        return dict(rtol=1e-10, atol=1e-12)
-    return dict(rtol=1e-5, atol=1e-6)
-
-
-def rand(rng, shape, dtype, scale=1.0):
-    return np.ascontiguousarray((scale * rng.standard_normal(shape)).astype(dtype))
-
-
-def f64(a):
-    return np.asarray(a, dtype=np.float64)
+DTYPES = [np.float64, np.float32]  # float64 first (conftest.DTYPES has float32 first)
 
 
 # --------------------------------------------------------------------------- simulator: kernels

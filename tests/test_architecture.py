@@ -13,10 +13,10 @@ from conftest import PACKAGE
 LAYERS = [
     ("fastbp._settings",),
     ("fastbp.kernels",),
-    ("fastbp._validation", "fastbp.network", "fastbp.reference", "fastbp.datasets"),
+    ("fastbp._validation", "fastbp.sparse_input", "fastbp.network", "fastbp.reference", "fastbp.datasets"),
     ("fastbp.optim", "fastbp.schedules"),
     ("fastbp.training",),
-    ("fastbp.fitting", "fastbp.persistence"),
+    ("fastbp.fitting", "fastbp.persistence", "fastbp.progress"),
     ("fastbp.model",),
     ("fastbp.gradcheck",),
     ("fastbp.sklearn", "fastbp.bench", "fastbp.warmup", "fastbp.plotting", "fastbp.__main__", "fastbp"),

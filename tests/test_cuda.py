@@ -18,17 +18,17 @@ error without a GPU, and ``backend="auto"`` staying on the CPU.
 
 import importlib.util
 import os
-import pathlib
 import subprocess
 import sys
 
 import pytest
+from conftest import PROGRAMS, ROOT
 
 from fastbp import training
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 HAS_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None
-needs_numba_cuda = pytest.mark.skipif(not HAS_NUMBA_CUDA, reason="numba-cuda is not installed (pip install fastbp[cuda])")
+needs_numba_cuda = pytest.mark.skipif(not HAS_NUMBA_CUDA,
+                                      reason="numba-cuda is not installed (pip install fastbp[cuda])")
 
 
 def _run(code_or_args, env_extra=None, timeout=600):
@@ -70,19 +70,7 @@ def test_import_loads_no_cuda():
 
 
 def test_backend_cuda_without_gpu_is_a_clear_error():
-    code = ("import numpy as np, fastbp\n"
-            "from fastbp.kernels import cuda\n"
-            "if cuda.real_device_available():\n"
-            "    raise SystemExit('a CUDA GPU is present')\n"
-            "m = fastbp.MLP([2, 3, 1], seed=0)\n"
-            "before = m.theta.copy()\n"
-            "try:\n"
-            "    m.fit(np.zeros((4, 2)), np.zeros(4), backend='cuda')\n"
-            "except RuntimeError as exc:\n"
-            "    assert exc.__cause__ is None and (exc.__context__ is None or exc.__suppress_context__), 'chained'\n"
-            "    assert np.array_equal(m.theta, before)\n"
-            "    print(type(exc).__name__ + ': ' + str(exc))\n")
-    proc = _run(code)
+    proc = _run([str(PROGRAMS / "cuda_without_gpu.py")])
     if "a CUDA GPU is present" in proc.stderr:
         pytest.skip("a CUDA GPU is present")
     assert proc.returncode == 0, proc.stderr

@@ -1,9 +1,10 @@
 """The documentation's runnable example: a user's own @njit loop built from the kernels."""
 
-import pathlib
 import runpy
 
-EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "docs" / "examples" / "embed_njit.py"
+from conftest import ROOT
+
+EXAMPLE = ROOT / "docs" / "examples" / "embed_njit.py"
 
 
 def test_embedding_example_runs_and_learns(capsys):

@@ -3,47 +3,21 @@
 import os
 import subprocess
 import sys
-import textwrap
 import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import PROGRAMS
 
 import fastbp
 from fastbp import training
-
-COUNT_ALLOCATIONS = textwrap.dedent("""
-    import numpy as np, fastbp
-    from numba.core.runtime import rtsys
-    from fastbp import training
-
-    def allocations(n, backend, optimizer):
-        rng = np.random.default_rng(0)
-        X = rng.standard_normal((n, 5)).astype(np.float32)
-        y = rng.integers(0, 3, n)
-        model = fastbp.MLP([5, 8, 6, 3], activation="tanh", loss="softmax_cross_entropy", seed=0)
-        optimizer.bind(model.n_params, model.dtype)
-        X, T = model.network.check_data(X, y)
-        trainer = training.make_trainer(backend, model.network, model.theta, optimizer, 16)
-        order = np.arange(n)
-        trainer.run_epoch(X, T, order)  # compile
-        before = rtsys.get_allocation_stats()
-        trainer.run_epoch(X, T, order)
-        after = rtsys.get_allocation_stats()
-        return after.alloc - before.alloc
-
-    for backend in ("cpu", "parallel"):
-        for make in (lambda: fastbp.SGD(lr=0.1, momentum=0.9), fastbp.Adam):
-            few, many = allocations(160, backend, make()), allocations(16000, backend, make())
-            print(backend, few, many)
-""")
 
 
 def test_epoch_allocation_count_does_not_grow_with_minibatches():
     """NRT allocations of one compiled epoch: the same for 10 minibatches as for 1,000."""
     env = dict(os.environ, NUMBA_NRT_STATS="1")
-    out = subprocess.run([sys.executable, "-c", COUNT_ALLOCATIONS], capture_output=True, text=True, env=env,
-                         timeout=600)
+    out = subprocess.run([sys.executable, PROGRAMS / "count_epoch_allocations.py"], capture_output=True, text=True,
+                         env=env, timeout=600)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.split("\n")
     rows = [line.split() for line in lines if line.strip()]

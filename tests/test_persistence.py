@@ -1,15 +1,15 @@
-"""Fuzzing ``MLP.load`` with truncated, corrupted and hostile files.
+"""Saving and loading models (fastbp/persistence.py, ``MLP.save`` and ``MLP.load``).
 
-``MLP.load`` promises a ``ValueError`` ("not a valid fastbp model file") for
-any file that is not a complete, well-formed model, and never to unpickle.
-Every case here checks that promise: the only outcomes allowed are that
-``ValueError``, or (for corruptions that miss every byte that matters, such as
-a zip timestamp) a model identical to the one saved. Any other exception, a
-crash, a half-filled model or code run while loading is a failure.
+A saved model loads back bitwise. ``MLP.load`` promises a ``ValueError`` ("not
+a valid fastbp model file") for any file that is not a complete, well-formed
+model, and never to unpickle. A fixed list of bad files checks that promise
+first; the fuzzing after it adds random truncations and byte flips, random
+header mutations, and zip-level surgery. There the only outcomes allowed are
+that ``ValueError``, or (for corruptions that miss every byte that matters,
+such as a zip timestamp) a model identical to the one saved. Any other
+exception, a crash, a half-filled model or code run while loading is a failure.
 
-The fixed list of cases in ``test_model.py`` (``test_load_rejects_bad_files``)
-is not repeated here; this file adds random truncations and byte flips,
-random header mutations, and zip-level surgery.
+The property-based round trip over random models is in ``test_properties.py``.
 """
 
 import io
@@ -21,17 +21,18 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import HYPOTHESIS_SETTINGS, make_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastbp
 
-SETTINGS = dict(deadline=None, database=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = dict(HYPOTHESIS_SETTINGS, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 INVALID = "not a valid fastbp model file"
 LAYERS = [3, 4, 2]
 HEADER = {"format": "fastbp-mlp", "version": 1, "layers": LAYERS, "activation": ["tanh"], "loss": "mse",
           "dtype": "float64", "init": "auto", "seed": 0}
+_DROP = object()  # a header value that means: leave the key out
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -117,6 +118,22 @@ def _header_npy(header):
     return _npy(np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
 
 
+def _header_with(changes):
+    """``HEADER`` with ``changes`` applied (``_DROP`` deletes a key)."""
+    header = dict(HEADER)
+    for key, value in changes.items():
+        if value is _DROP:
+            del header[key]
+        else:
+            header[key] = value
+    return header
+
+
+def _header(**changes):
+    """The header with ``changes``, as the uint8 array that ``MLP.save`` writes."""
+    return np.frombuffer(json.dumps(_header_with(changes)).encode(), dtype=np.uint8)
+
+
 def _zip(members, method=zipfile.ZIP_STORED):
     """A zip of ``{name: bytes}``, as ``np.savez`` writes them (stored, ``.npy`` member names)."""
     buf = io.BytesIO()
@@ -159,6 +176,149 @@ def _set_compression_method(data, method):
             struct.pack_into("<H", b, i + offset, method)
             i = b.find(signature, i + 4)
     return bytes(b)
+
+
+# --------------------------------------------------------------------------------- save/load
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_save_load_round_trip(tmp_path, dtype):
+    X, y = make_data("softmax_cross_entropy", n=40)
+    model = fastbp.MLP([5, 7, 6, 3], activation=["relu", "tanh"], loss="softmax_cross_entropy", dtype=dtype,
+                       seed=9, init="glorot_uniform")
+    model.fit(X, y, epochs=2, batch_size=8)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = fastbp.MLP.load(path)
+    assert loaded.theta.dtype == dtype and loaded.dtype == model.dtype
+    assert loaded.theta.tobytes() == model.theta.tobytes()  # bitwise
+    assert loaded.layers == model.layers
+    assert loaded.activations == ["relu", "tanh"]
+    assert loaded.loss == model.loss
+    assert loaded.seed == 9 and loaded.init == "glorot_uniform"
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert loaded.evaluate(X, y) == model.evaluate(X, y)
+    loaded2 = fastbp.MLP.load(str(path))  # str paths too
+    assert loaded2.theta.tobytes() == model.theta.tobytes()
+    loaded.fit(X, y, epochs=1, batch_size=8)  # the loaded model trains
+    assert np.all(np.isfinite(loaded.theta))
+
+
+def _saved_bytes(tmp_path, dtype=np.float64):
+    model = fastbp.MLP([3, 4, 2], activation="tanh", loss="mse", dtype=dtype, seed=0)
+    path = tmp_path / "good.npz"
+    model.save(path)
+    return model, path.read_bytes()
+
+
+class _Bomb:
+    """Unpickling this creates a directory: the proof that something was unpickled."""
+
+    target = None
+
+    def __reduce__(self):
+        return (os.mkdir, (str(_Bomb.target),))
+
+
+def _write_bad(kind, tmp_path):
+    model, good = _saved_bytes(tmp_path)
+    theta = model.theta
+    path = tmp_path / f"{kind}.npz"
+    if kind == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif kind == "truncated_tail":
+        path.write_bytes(good[:-10])
+    elif kind == "random_bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(2000))
+    elif kind == "empty_file":
+        path.write_bytes(b"")
+    elif kind == "text_file":
+        path.write_text("layers: [3, 4, 2]\n")
+    elif kind == "npy_not_npz":
+        np.save(path, theta)
+        path = tmp_path / "npy_not_npz.npz.npy"
+    elif kind == "extra_arrays":
+        np.savez(path, header=_header(), theta=theta, extra=np.zeros(3))
+    elif kind == "missing_theta":
+        np.savez(path, header=_header())
+    elif kind == "theta_too_short":
+        np.savez(path, header=_header(), theta=theta[:-1])
+    elif kind == "theta_too_long":
+        np.savez(path, header=_header(), theta=np.r_[theta, 0.0])
+    elif kind == "theta_wrong_dtype":
+        np.savez(path, header=_header(), theta=theta.astype(np.float32))
+    elif kind == "theta_2d":
+        np.savez(path, header=_header(), theta=theta.reshape(1, -1))
+    elif kind == "theta_nan":
+        bad = theta.copy()
+        bad[0] = np.nan
+        np.savez(path, header=_header(), theta=bad)
+    elif kind == "header_not_json":
+        np.savez(path, header=np.frombuffer(b"{not json", dtype=np.uint8), theta=theta)
+    elif kind == "header_not_utf8":
+        np.savez(path, header=np.frombuffer(b"\xff\xfe\x00", dtype=np.uint8), theta=theta)
+    elif kind == "header_json_list":
+        np.savez(path, header=np.frombuffer(b"[1, 2]", dtype=np.uint8), theta=theta)
+    elif kind == "header_wrong_format":
+        np.savez(path, header=_header(format="other-mlp"), theta=theta)
+    elif kind == "header_wrong_version":
+        np.savez(path, header=_header(version=2), theta=theta)
+    elif kind == "header_bad_dtype":
+        np.savez(path, header=_header(dtype="float16"), theta=theta)
+    elif kind == "header_missing_layers":
+        np.savez(path, header=_header(layers=_DROP), theta=theta)
+    elif kind == "header_bad_layers":
+        np.savez(path, header=_header(layers=[3, 0, 2]), theta=theta)
+    elif kind == "header_unknown_activation":
+        np.savez(path, header=_header(activation=["swish"]), theta=theta)
+    elif kind == "header_unknown_loss":
+        np.savez(path, header=_header(loss="hinge"), theta=theta)
+    elif kind == "header_as_string_array":
+        np.savez(path, header=np.array(json.dumps({"format": "fastbp-mlp"})), theta=theta)
+    elif kind in ("object_theta", "object_header"):
+        bomb = np.empty(1, dtype=object)
+        bomb[0] = _Bomb()
+        arrays = {"header": _header(), "theta": theta}
+        arrays[kind.split("_")[1]] = bomb
+        np.savez(path, **arrays)  # allow_pickle defaults to True here: the array is pickled
+    else:
+        raise AssertionError(kind)
+    return path
+
+
+BAD_FILES = ["truncated", "truncated_tail", "random_bytes", "empty_file", "text_file", "npy_not_npz",
+             "extra_arrays", "missing_theta", "theta_too_short", "theta_too_long", "theta_wrong_dtype", "theta_2d",
+             "theta_nan", "header_not_json", "header_not_utf8", "header_json_list", "header_wrong_format",
+             "header_wrong_version", "header_bad_dtype", "header_missing_layers", "header_bad_layers",
+             "header_unknown_activation", "header_unknown_loss", "header_as_string_array", "object_theta",
+             "object_header"]
+
+
+@pytest.mark.parametrize("kind", BAD_FILES)
+def test_load_rejects_bad_files(tmp_path, kind):
+    _Bomb.target = tmp_path / "UNPICKLED"
+    path = _write_bad(kind, tmp_path)
+    assert path.exists()
+    with pytest.raises(ValueError, match="not a valid fastbp model file"):
+        fastbp.MLP.load(path)
+    assert not _Bomb.target.exists(), "MLP.load unpickled data"
+
+
+def test_the_bomb_would_go_off_if_unpickled(tmp_path):
+    """Guard for the test above: loading the object array with pickling allowed does unpickle it."""
+    _Bomb.target = tmp_path / "UNPICKLED"
+    path = _write_bad("object_theta", tmp_path)
+    with np.load(path, allow_pickle=True) as data:
+        data["theta"]
+    assert _Bomb.target.exists()
+
+
+def test_load_a_directory_is_not_a_model(tmp_path):
+    with pytest.raises(ValueError, match="not a valid fastbp model file"):
+        fastbp.MLP.load(tmp_path)
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        fastbp.MLP.load(tmp_path / "does_not_exist.npz")
 
 
 # --------------------------------------------------------------------------- sanity guards
@@ -395,7 +555,6 @@ def test_mutated_header_is_rejected_or_loaded_as_written(saved, workdir, header)
     assert loaded.init == header.get("init", "auto")
 
 
-_DROP = object()
 HEADER_CASES = {
     "layers_huge": dict(layers=[100000, 100000, 100000]),
     "layers_huge_2": dict(layers=[10 ** 9, 10 ** 9], activation=[]),
@@ -434,16 +593,6 @@ HEADER_CASES = {
     "seed_string": dict(seed="0"),
     "seed_bool": dict(seed=True),
 }
-
-
-def _header_with(changes):
-    header = dict(HEADER)
-    for key, value in changes.items():
-        if value is _DROP:
-            del header[key]
-        else:
-            header[key] = value
-    return header
 
 
 @pytest.mark.parametrize("case", list(HEADER_CASES))

@@ -24,17 +24,16 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from conftest import DTYPES, HYPOTHESIS_SETTINGS, LOSSES, PROGRAMS, ROOT, flat
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import fastbp
 from fastbp import reference
 
-SETTINGS = dict(deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = HYPOTHESIS_SETTINGS
 ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu"]
-LOSSES = ["mse", "binary_cross_entropy", "softmax_cross_entropy"]
-DTYPES = [np.float32, np.float64]
 BACKENDS = ["numpy", "cpu", "parallel"]
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=1e-4, atol=1e-5)}
 
@@ -96,11 +95,6 @@ def make_optimizer(kind, s):
     return cls(lr=s["lr"], betas=s["betas"], eps=s["eps"], weight_decay=s["weight_decay"])
 
 
-def flat(Ws, bs):
-    """Per-layer arrays in the layout of ``MLP.theta``: each layer's W row-major, then its b."""
-    return np.concatenate([np.concatenate([W.ravel(), b.ravel()]) for W, b in zip(Ws, bs)])
-
-
 def reference_epoch(model, X, T, batch_size, kind, opt_settings):
     """One unshuffled epoch from ``model``'s weights by ``fastbp.reference``, in the model's dtype."""
     Ws, bs = model.get_weights()
@@ -149,83 +143,14 @@ def test_every_backend_matches_the_reference_on_one_epoch(data):
 
 
 # ------------------------------------------------------------------------- crash resistance
-_CRASH_SCRIPT = r'''
-import warnings
-import numpy as np
-from hypothesis import given, settings, HealthCheck, strategies as st
-import fastbp
-
-warnings.simplefilter("ignore", RuntimeWarning)  # overflow in the numpy backend is expected here
-ACTS = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu"]
-
-@st.composite
-def cases(draw):
-    layers = draw(st.lists(st.integers(1, 4), min_size=2, max_size=4))
-    n = draw(st.integers(1, 9))
-    return dict(
-        layers=layers, n=n,
-        activation=draw(st.lists(st.sampled_from(ACTS), min_size=len(layers) - 2, max_size=len(layers) - 2)),
-        loss=draw(st.sampled_from(["mse", "binary_cross_entropy", "softmax_cross_entropy"])),
-        dtype=draw(st.sampled_from([np.float32, np.float64])),
-        backend=draw(st.sampled_from(["numpy", "cpu", "parallel", "auto"])),
-        batch_size=draw(st.sampled_from([1, n, n + 1, 7 * n + 5, 1000])),
-        epochs=draw(st.integers(1, 3)),
-        shuffle=draw(st.booleans()),
-        x_scale=draw(st.sampled_from([0.0, 1e-30, 1e-3, 1.0, 1e3, 1e15, 1e30])),
-        y_scale=draw(st.sampled_from([1.0, 1e10, 1e30])),
-        optimizer=draw(st.sampled_from(["sgd", "momentum", "nesterov", "adam", "adamw"])),
-        lr=draw(st.sampled_from([1e-3, 1.0, 1e3, 1e8])),
-        seed=draw(st.integers(0, 1000)),
-    )
-
-def make_optimizer(name, lr):
-    return {"sgd": lambda: fastbp.SGD(lr=lr), "momentum": lambda: fastbp.SGD(lr=lr, momentum=0.9),
-            "nesterov": lambda: fastbp.SGD(lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-2),
-            "adam": lambda: fastbp.Adam(lr=lr), "adamw": lambda: fastbp.AdamW(lr=lr, weight_decay=0.5)}[name]()
-
-@settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(c=cases())
-def training_never_fails_but_by_divergence(c):
-    rng = np.random.default_rng(c["seed"])
-    k = c["layers"][-1]
-    X = c["x_scale"] * rng.standard_normal((c["n"], c["layers"][0]))
-    if c["loss"] == "mse":
-        y = c["y_scale"] * rng.standard_normal((c["n"], k))
-    elif c["loss"] == "binary_cross_entropy":
-        y = (rng.random((c["n"], k)) > 0.5).astype(float)
-    else:
-        y = rng.integers(0, k, size=c["n"])
-    model = fastbp.MLP(c["layers"], activation=c["activation"], loss=c["loss"], dtype=c["dtype"], seed=c["seed"])
-    theta0 = model.theta.copy()
-    try:
-        history = model.fit(X, y, epochs=c["epochs"], batch_size=c["batch_size"], shuffle=c["shuffle"],
-                            optimizer=make_optimizer(c["optimizer"], c["lr"]), backend=c["backend"])
-    except fastbp.DivergedError as exc:
-        assert "diverged" in str(exc)
-        assert np.all(np.isfinite(model.theta)), "DivergedError left non-finite weights"
-        if not exc.history["loss"]:
-            assert np.array_equal(model.theta, theta0), "divergence in the first epoch changed the weights"
-    else:
-        assert np.all(np.isfinite(model.theta)), "fit returned with non-finite weights"
-        assert len(history["loss"]) == c["epochs"] and np.all(np.isfinite(history["loss"])), history
-    with np.errstate(all="ignore"):
-        assert model.predict(X).shape == (c["n"], k)
-
-training_never_fails_but_by_divergence()
-print("ALL EXAMPLES PASSED")
-'''
-
-
 def test_training_with_hostile_settings_never_crashes_the_interpreter():
     """Huge learning rates and inputs, batch 1 and batch > n, width-1 layers, every backend and optimizer:
     ``fit`` returns finite weights or raises ``DivergedError`` keeping finite ones; nothing else, and no crash.
 
     The examples run in a child process: a segfault there is a failed test here, not a dead test run.
     """
-    script = _CRASH_SCRIPT.replace("MAX_EXAMPLES", "300")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=500)
+    proc = subprocess.run([sys.executable, PROGRAMS / "fuzz_fit_in_child.py", "300"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=500)
     report = f"exit code {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-6000:]}"
     assert proc.returncode == 0, report
     assert "ALL EXAMPLES PASSED" in proc.stdout, report
@@ -274,10 +199,10 @@ def bad_inputs(draw, arch, X, y):
     X, y = X.copy(), y.copy()
     if defect == "X_ndim":
         X = draw(st.sampled_from([X.ravel(), X[..., None], X[0, 0]]))
-        return method, X, y, kwargs, ValueError, r"must be 2-D \(n_samples, %d\)" % d
+        return method, X, y, kwargs, ValueError, rf"must be 2-D \(n_samples, {d}\)"
     if defect == "X_features":
         X = np.zeros((n, d + draw(st.sampled_from([-d, -1, 1, 5]))))
-        return method, X, y, kwargs, ValueError, r"features but the model's input layer has %d" % d
+        return method, X, y, kwargs, ValueError, rf"features but the model's input layer has {d}"
     if defect == "X_dtype":
         kind = draw(st.sampled_from(["object", "str", "complex"]))
         if kind == "complex":
@@ -305,7 +230,7 @@ def bad_inputs(draw, arch, X, y):
     if defect == "labels_range":
         labels = np.arange(n) % k
         labels[draw(st.integers(0, n - 1))] = draw(st.sampled_from([-1, k, k + 100]) | st.integers(-10 ** 6, -1))
-        return method, X, labels, kwargs, ValueError, r"labels must lie in \[0, %d\]" % (k - 1)
+        return method, X, labels, kwargs, ValueError, rf"labels must lie in \[0, {k - 1}\]"
     if defect == "bce_range":
         y = y.astype(np.float64)
         y.flat[draw(st.integers(0, y.size - 1))] = draw(st.sampled_from([-1e-3, 1.5, 1e9]))

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import LOSSES
 
 import fastbp
 from fastbp import reference
-
-LOSSES = ["mse", "binary_cross_entropy", "softmax_cross_entropy"]
 
 
 def _data(loss, n=23, d=4, k=3, seed=0):

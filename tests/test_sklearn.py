@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 pytest.importorskip("sklearn")
 
@@ -27,22 +28,9 @@ from sklearn.utils.estimator_checks import (  # noqa: E402
 from fastbp.datasets import load_digits  # noqa: E402
 from fastbp.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def expected_failed_checks(estimator):
-    """The checks that cannot pass, with the reason (used as xfail marks)."""
-    if np.dtype(estimator.dtype) == np.float32:
-        return {"check_sample_weight_equivalence_on_dense_data":
-                "float32 training: the weighted and the repeated-sample fits agree to about 1e-7 relative, "
-                "the check asks for rtol=1e-7 (it passes with dtype='float64', see "
-                "test_sample_weight_equivalence_float64)"}
-    return {}
-
-
-# As scikit-learn tests its own MLPs: default network, max_iter=100.
-@parametrize_with_checks([MLPClassifier(max_iter=100, random_state=0), MLPRegressor(max_iter=100, random_state=0)],
-                         expected_failed_checks=expected_failed_checks)
+# As scikit-learn tests its own MLPs: default network, max_iter=100. Every check passes (none is expected to fail).
+@parametrize_with_checks([MLPClassifier(max_iter=100, random_state=0), MLPRegressor(max_iter=100, random_state=0)])
 def test_sklearn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -140,7 +128,8 @@ def test_adam_matches_sklearn(digits):
               max_iter=5, shuffle=False, random_state=1, epsilon=1e-12)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        for Sk, Fb, target in [(sk_nn.MLPClassifier, MLPClassifier, y), (sk_nn.MLPRegressor, MLPRegressor, X[:, 10:13])]:
+        for Sk, Fb, target in [(sk_nn.MLPClassifier, MLPClassifier, y),
+                               (sk_nn.MLPRegressor, MLPRegressor, X[:, 10:13])]:
             a, b = Sk(**kw).fit(X, target), Fb(dtype="float64", **kw).fit(X, target)
             _assert_same_weights(a, b, rtol=1e-3, atol=2e-4)  # Adam magnifies rounding on tiny gradients
             np.testing.assert_allclose(b.loss_curve_, a.loss_curve_, rtol=1e-3)  # 3 outputs: estimated penalty
@@ -194,9 +183,10 @@ def test_convergence_warning_at_max_iter(digits):
 
 # ---------------------------------------------------------------- errors
 @pytest.mark.parametrize("params, match", [
-    (dict(solver="lbfgs"), "solver='lbfgs' is not supported"),
+    (dict(solver="lbfgs", max_fun=0), "max_fun must be an int >= 1"),
     (dict(solver="newton"), "solver must be 'sgd' or 'adam'"),
-    (dict(learning_rate="adaptive"), "only learning_rate='constant'"),
+    (dict(learning_rate="cyclic"), "learning_rate must be one of"),
+    (dict(power_t=-1.0), "power_t must lie in"),
     (dict(activation="swish"), "activation must be one of"),
     (dict(hidden_layer_sizes=(10, 0)), "hidden_layer_sizes must be > 0"),
     (dict(momentum=1.0), "momentum must lie in"),
@@ -212,8 +202,8 @@ def test_bad_parameters(params, match):
 
 def test_other_errors():
     X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 2
-    with pytest.raises(ValueError, match="loss must be 'squared_error'"):
-        MLPRegressor(loss="poisson").fit(X, y)
+    with pytest.raises(ValueError, match="loss must be 'squared_error' or 'poisson'"):
+        MLPRegressor(loss="huber").fit(X, y)
     with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
         MLPRegressor(early_stopping=True).partial_fit(X, y)
     with pytest.raises(ValueError, match="classes must be passed on the first call"):
@@ -231,7 +221,8 @@ def test_classifier_outputs(digits):
     labels = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])[y]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        clf = MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.01, max_iter=30, random_state=0).fit(X, labels)
+        clf = MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.01, max_iter=30,
+                            random_state=0).fit(X, labels)
         binary = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y > 4)
         multilabel = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(
             X, np.stack([y % 2, y > 4], axis=1))
@@ -245,7 +236,8 @@ def test_classifier_outputs(digits):
     assert binary.coefs_[-1].shape == (8, 1) and binary.out_activation_ == "logistic"
     assert binary.predict_proba(X).shape == (300, 2) and binary.predict(X).dtype == bool
     assert multilabel.coefs_[-1].shape == (8, 2) and multilabel.predict(X).shape == (300, 2)
-    assert clf.out_activation_ == "softmax" and clf.coefs_[0].dtype == np.float32
+    # float64 input trains in float64, as scikit-learn's estimators do (float32 input in float32)
+    assert clf.out_activation_ == "softmax" and clf.coefs_[0].dtype == np.float64
 
 
 def test_warm_start_continues(digits):

@@ -8,18 +8,18 @@ the same seed (so the shuffling generator was not advanced either).
 
 import numpy as np
 import pytest
+from conftest import OUT
 
 import fastbp
 
 N, D = 20, 4
-K = {"mse": 2, "binary_cross_entropy": 3, "softmax_cross_entropy": 3}
 
 
 def _data(loss, n=N, seed=0):
-    """Good ``X, y`` for a ``[D, 6, K[loss]]`` model."""
+    """Good ``X, y`` for a ``[D, 6, OUT[loss]]`` model."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, D))
-    k = K[loss]
+    k = OUT[loss]
     if loss == "mse":
         y = rng.standard_normal((n, k))
     elif loss == "binary_cross_entropy":
@@ -30,7 +30,7 @@ def _data(loss, n=N, seed=0):
 
 
 def _model(loss, dtype=np.float64, seed=7):
-    return fastbp.MLP([D, 6, K[loss]], activation="tanh", loss=loss, dtype=dtype, seed=seed)
+    return fastbp.MLP([D, 6, OUT[loss]], activation="tanh", loss=loss, dtype=dtype, seed=seed)
 
 
 def _trained_pair(loss, dtype=np.float64):

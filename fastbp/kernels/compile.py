@@ -13,21 +13,47 @@ for fastbp's files only, and stamps every kernel with a hash of all the
 sources compiled code can depend on (:func:`package_stamp`): any such edit
 recompiles everything. This uses a private Numba list,
 ``numba.core.caching.CacheImpl._locator_classes`` (see the contributor notes).
+
+A cache file can be damaged (a full disk, a killed process, a copy gone
+wrong), and Numba would then fail in every later process: unpickling errors,
+``EOFError``, LLVM failing to parse the code. fastbp's kernels therefore keep
+their cache through :class:`numba.core.caching.FunctionCache` subclasses of
+their own: each data file carries a SHA-256 digest of its contents (so a
+flipped byte is found before the code is loaded, not run), and an entry that
+cannot be read is deleted, with one ``RuntimeWarning`` per process, and
+compiled again.
+
+The GIL
+-------
+Functions are compiled with ``nogil=True`` by default: a training epoch called
+from Python releases the GIL while it runs, so other Python threads run
+beside it and a busy one does not slow it down. The public kernels, which
+Python may call many times on small arrays, keep the GIL (``jit(nogil=False)``).
+:func:`fastbp.kernels.threads.install_region_launcher` keeps the parallel
+regions inside fastbp's functions from waiting for the GIL; it is installed
+when this module is imported, before anything is compiled.
 """
 
+import glob
 import hashlib
 import os
+import pickle
+import threading
 import types
 import warnings
 
 import numba
 
 from .. import _settings
+from .threads import install_region_launcher
 
 _KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
 _PACKAGE_DIR = os.path.dirname(_KERNEL_DIR)
 _cache_warned = False
 _package_stamp = None
+_damaged_cache_warned = False
+_damaged_cache_lock = threading.Lock()
+_cache_classes = None
 
 
 def package_stamp():
@@ -80,12 +106,125 @@ def _install_cache_locators():
     classes[:0] = [stamped(base) for base in bases]
 
 
+class DamagedCacheFile(Exception):
+    """A cache file of a fastbp kernel that cannot be read (an index that does not load, a data file whose digest
+    does not match its contents)."""
+
+
+_DATA_MAGIC = b"fastbp cached kernel, sha256\n"
+_DIGEST_SIZE = 32
+
+
+def _warn_damaged_cache(cache_path, exc):
+    """One ``RuntimeWarning`` per process, naming the cache directory and the first error."""
+    global _damaged_cache_warned
+    with _damaged_cache_lock:
+        if _damaged_cache_warned:
+            return
+        _damaged_cache_warned = True
+    detail = (str(exc).strip().splitlines() or [""])[0][:200]
+    warnings.warn(
+        f"fastbp: dropped damaged compiled-kernel cache files in {cache_path} ({type(exc).__name__}: {detail}); "
+        "compiling those kernels again and rewriting their cache entries.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+
+def _make_cache_classes():
+    """fastbp's :class:`~numba.core.caching.FunctionCache` and index/data file subclasses (built on first use)."""
+    from numba.core import caching
+
+    class CheckedIndexDataCacheFile(caching.IndexDataCacheFile):
+        """Numba's index and data files, with a digest in each data file and damage reported as one exception."""
+
+        def _load_index(self):
+            try:
+                overloads = super()._load_index()
+            except Exception as exc:  # any unpickling failure: EOFError, UnpicklingError, UnicodeDecodeError, ...
+                raise DamagedCacheFile(f"{self._index_path}: {type(exc).__name__}: {exc}") from exc
+            if not isinstance(overloads, dict):
+                raise DamagedCacheFile(f"{self._index_path}: not an index")
+            return overloads
+
+        def _save_data(self, name, data):
+            payload = self._dump(data)
+            with self._open_for_write(self._data_path(name)) as f:
+                f.write(_DATA_MAGIC + hashlib.sha256(payload).digest() + payload)
+
+        def _load_data(self, name):
+            path = self._data_path(name)
+            with open(path, "rb") as f:
+                raw = f.read()
+            start = len(_DATA_MAGIC) + _DIGEST_SIZE
+            payload = raw[start:]
+            if raw[:len(_DATA_MAGIC)] != _DATA_MAGIC or hashlib.sha256(payload).digest() != raw[len(_DATA_MAGIC):start]:
+                raise DamagedCacheFile(f"{path}: its digest does not match its contents")
+            return pickle.loads(payload)
+
+        def drop(self):
+            """Delete this function's index and data files (what cannot be deleted is left)."""
+            base = self._index_name[:-len(".nbi")]
+            paths = [self._index_path] + glob.glob(os.path.join(glob.escape(self._cache_path),
+                                                                glob.escape(base) + ".*.nbc"))
+            for path in paths:
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
+
+    class RecoveringFunctionCache(caching.FunctionCache):
+        """A kernel's cache that drops a damaged entry and lets Numba compile it again."""
+
+        def _load_overload(self, sig, target_context):
+            try:
+                return super()._load_overload(sig, target_context)
+            except Exception as exc:  # damage shows as any error of unpickling, or of LLVM loading the code
+                self._drop(exc)
+                return None
+
+        def save_overload(self, sig, data):
+            try:
+                super().save_overload(sig, data)
+            except DamagedCacheFile as exc:  # the index went bad after it was loaded
+                self._drop(exc)
+                try:
+                    super().save_overload(sig, data)
+                except DamagedCacheFile:
+                    pass  # it could not be deleted: the kernel stays compiled in memory only
+
+        def _drop(self, exc):
+            _warn_damaged_cache(self._cache_path, exc)
+            self._cache_file.drop()
+
+    return CheckedIndexDataCacheFile, RecoveringFunctionCache
+
+
+def _guard_cache(dispatcher):
+    """Give a fastbp dispatcher's on-disk cache fastbp's checked, recovering classes (Numba's own stay as they are)."""
+    global _cache_classes
+    try:
+        from numba.core import caching
+    except ImportError:
+        return
+    cache = getattr(dispatcher, "_cache", None)
+    if type(cache) is not getattr(caching, "FunctionCache", None):
+        return
+    locator = getattr(getattr(cache, "_impl", None), "locator", None)
+    if not type(locator).__name__.startswith("Fastbp") or type(cache._cache_file) is not caching.IndexDataCacheFile:
+        return
+    if _cache_classes is None:
+        _cache_classes = _make_cache_classes()
+    cache._cache_file.__class__, cache.__class__ = _cache_classes
+
+
 if _settings.CACHE:
     _install_cache_locators()
+install_region_launcher()
 
 
-def jit(func=None, *, parallel=False, inline="never"):
-    """Compile ``func`` with fastbp's flags (fastmath, cache) in nopython mode.
+def jit(func=None, *, parallel=False, inline="never", nogil=True):
+    """Compile ``func`` with fastbp's flags (fastmath, cache, nogil) in nopython mode.
 
     Parameters
     ----------
@@ -96,6 +235,12 @@ def jit(func=None, *, parallel=False, inline="never"):
         threads. With ``False`` the same body runs serially.
     inline : {"never", "always"}, default "never"
         Numba IR inlining, for small helpers called from the kernels.
+    nogil : bool, default True
+        Release the GIL while the function runs when it is called from
+        Python (it matters for that outermost call only). ``False`` is for
+        functions that Python calls many times on small work, the public
+        kernels: releasing the GIL costs a little on every call, and beside
+        a busy Python thread taking it back waits a switch interval.
 
     Returns
     -------
@@ -103,11 +248,13 @@ def jit(func=None, *, parallel=False, inline="never"):
         The compiled dispatcher (compilation itself happens on first call).
     """
     if func is None:
-        return lambda f: jit(f, parallel=parallel, inline=inline)
-    options = dict(fastmath=_settings.FASTMATH, parallel=parallel, inline=inline, error_model="numpy")
+        return lambda f: jit(f, parallel=parallel, inline=inline, nogil=nogil)
+    options = dict(fastmath=_settings.FASTMATH, parallel=parallel, inline=inline, error_model="numpy", nogil=nogil)
     if _settings.CACHE:
         try:
-            return numba.njit(cache=True, **options)(func)
+            dispatcher = numba.njit(cache=True, **options)(func)
+            _guard_cache(dispatcher)
+            return dispatcher
         except RuntimeError as exc:  # no writable cache location for this install
             global _cache_warned
             if not _cache_warned:

@@ -24,19 +24,32 @@ cost dominates the work:
 The bias, the activation and its derivative are fused into one pass over each
 output block afterwards.
 
-Every kernel has a serial form (``dense_forward``) and a parallel variant
-(``dense_forward_parallel``) compiled from the same Python body: the parallel
+Every kernel has a serial form (``_dense_forward``) and a parallel variant
+(``_dense_forward_parallel``) compiled from the same Python body: the parallel
 variant splits those passes across threads with ``numba.prange``, in tasks of
 at least ``_TASK_ELEMENTS`` elements (the product's threads are BLAS's own). A
 parallel region costs microseconds to start, so work that fits in one task
 runs inline in either form, without one. No two threads ever write the same
 element. Shapes are checked on entry and a mismatch raises ``ValueError``.
-The measurements behind each threshold are on the performance page."""
+The measurements behind each threshold are on the performance page.
+
+Checked and unchecked
+---------------------
+The public kernels (``dense_forward`` and the rest, as exported by
+:mod:`fastbp.kernels`) check their arguments first (:mod:`.checks`: types,
+contiguity and dtypes when the call is compiled, the activation code and
+outputs that share memory with inputs when it runs), then call the unchecked
+kernel of the same name with a leading underscore (``dense_forward_parallel``
+calls ``_dense_forward_parallel``). The compiled training driver calls the
+unchecked kernels: its arrays are views it builds itself, and it calls a
+kernel per layer and chunk of every minibatch. The checks cost a few
+nanoseconds a call."""
 
 import numpy as np
 from numba import prange
 
 from .activations import bias_activate, scale_by_derivative
+from .checks import check_backprop_delta, check_dense_forward, check_weight_gradient
 from .compile import jit, serial_and_parallel
 from .views import flat_view
 
@@ -119,34 +132,8 @@ def _span(t, tasks, count):
     return lo, min(lo + size, count)
 
 
-def dense_forward(X, W, b, act, Z, A):
-    """Dense layer forward pass: ``Z = X @ W + b``, ``A = act(Z)``.
-
-    Parameters
-    ----------
-    X : ndarray, shape (n, d_in)
-        The layer's input (the previous layer's activations).
-    W : ndarray, shape (d_in, d_out)
-        Weights.
-    b : ndarray, shape (d_out,)
-        Bias.
-    act : int
-        Activation code, e.g. ``fastbp.kernels.RELU``.
-    Z : ndarray, shape (n, d_out)
-        Output: the pre-activation.
-    A : ndarray, shape (n, d_out)
-        Output: the activation. May be the same array as ``Z``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastbp import kernels
-    >>> X = np.array([[1.0, 2.0]]); W = np.array([[1.0, -1.0], [0.5, -0.5]]); b = np.zeros(2)
-    >>> Z = np.empty((1, 2)); A = np.empty((1, 2))
-    >>> kernels.dense_forward(X, W, b, kernels.RELU, Z, A)
-    >>> Z, A
-    (array([[ 2., -2.]]), array([[2., 0.]]))
-    """
+def _dense_forward(X, W, b, act, Z, A):
+    """``dense_forward`` without its argument checks (see the module docstring): ``Z = X @ W + b``, ``A = act(Z)``."""
     n, d_in = X.shape
     d_out = W.shape[1]
     if W.shape[0] != d_in or b.shape[0] != d_out:
@@ -167,34 +154,8 @@ def dense_forward(X, W, b, act, Z, A):
             bias_activate(Z, b, A, act, lo, hi)
 
 
-def backprop_delta(D_next, W_next, Z, A, act, D):
-    """Back-propagate a delta through a layer: ``D = (D_next @ W_next.T) * act'(Z)``.
-
-    ``D_next`` is the delta of the layer above, ``W_next`` its weights; ``Z`` and
-    ``A = act(Z)`` are this layer's pre-activation and activation. The
-    derivative reads ``Z`` or ``A``, whichever the activation needs.
-
-    Parameters
-    ----------
-    D_next : ndarray, shape (n, d_next)
-    W_next : ndarray, shape (d, d_next)
-    Z : ndarray, shape (n, d)
-    A : ndarray, shape (n, d)
-    act : int
-        This layer's activation code.
-    D : ndarray, shape (n, d)
-        Output: this layer's delta.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastbp import kernels
-    >>> D_next = np.array([[1.0, 2.0]]); W_next = np.array([[1.0, 1.0], [3.0, -1.0]])
-    >>> Z = np.array([[0.5, -0.5]]); A = np.maximum(Z, 0); D = np.empty((1, 2))
-    >>> kernels.backprop_delta(D_next, W_next, Z, A, kernels.RELU, D)
-    >>> D
-    array([[3., 0.]])
-    """
+def _backprop_delta(D_next, W_next, Z, A, act, D):
+    """``backprop_delta`` without its argument checks: ``D = (D_next @ W_next.T) * act'(Z)``."""
     n, d = D.shape
     d_next = W_next.shape[1]
     if W_next.shape[0] != d or D_next.shape[0] != n or D_next.shape[1] != d_next:
@@ -216,30 +177,8 @@ def backprop_delta(D_next, W_next, Z, A, act, D):
             scale_by_derivative(flat_d[lo:hi], flat_z[lo:hi], flat_a[lo:hi], act)
 
 
-def weight_gradient(A_prev, D, gW, gb):
-    """Weight and bias gradients of a layer: ``gW = A_prev.T @ D``, ``gb = D.sum(0)``.
-
-    Parameters
-    ----------
-    A_prev : ndarray, shape (n, d_in)
-        The layer's input.
-    D : ndarray, shape (n, d_out)
-        The layer's delta, ``dJ/dZ`` (already carrying the mean-reduction factor).
-    gW : ndarray, shape (d_in, d_out)
-        Output: weight gradient (overwritten, not accumulated).
-    gb : ndarray, shape (d_out,)
-        Output: bias gradient (overwritten).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastbp import kernels
-    >>> A_prev = np.array([[1.0, 2.0], [3.0, 4.0]]); D = np.array([[1.0], [-1.0]])
-    >>> gW = np.empty((2, 1)); gb = np.empty(1)
-    >>> kernels.weight_gradient(A_prev, D, gW, gb)
-    >>> gW.ravel(), gb
-    (array([-2., -2.]), array([0.]))
-    """
+def _weight_gradient(A_prev, D, gW, gb):
+    """``weight_gradient`` without its argument checks: ``gW = A_prev.T @ D``, ``gb = D.sum(0)``."""
     n, d_in = A_prev.shape
     d_out = D.shape[1]
     if D.shape[0] != n or gW.shape[0] != d_in or gW.shape[1] != d_out or gb.shape[0] != d_out:
@@ -268,6 +207,148 @@ def weight_gradient(A_prev, D, gW, gb):
             _column_sums(D, gb, lo, hi)
 
 
-dense_forward, dense_forward_parallel = serial_and_parallel(dense_forward)
-backprop_delta, backprop_delta_parallel = serial_and_parallel(backprop_delta)
-weight_gradient, weight_gradient_parallel = serial_and_parallel(weight_gradient)
+_dense_forward, _dense_forward_parallel = serial_and_parallel(_dense_forward)
+_backprop_delta, _backprop_delta_parallel = serial_and_parallel(_backprop_delta)
+_weight_gradient, _weight_gradient_parallel = serial_and_parallel(_weight_gradient)
+
+
+# ----------------------------------------------------------------------------- the public, checked kernels
+# They keep the GIL when called from Python (nogil=False): Python may call them many times on small arrays, where
+# releasing and retaking the GIL costs more than it gains (see compile.jit).
+@jit(nogil=False)
+def dense_forward(X, W, b, act, Z, A):
+    """Dense layer forward pass: ``Z = X @ W + b``, ``A = act(Z)``.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d_in)
+        The layer's input (the previous layer's activations).
+    W : ndarray, shape (d_in, d_out)
+        Weights.
+    b : ndarray, shape (d_out,)
+        Bias.
+    act : int
+        Activation code, e.g. ``fastbp.kernels.RELU``.
+    Z : ndarray, shape (n, d_out)
+        Output: the pre-activation.
+    A : ndarray, shape (n, d_out)
+        Output: the activation. May be the same array as ``Z``.
+
+    Raises
+    ------
+    TypeError
+        When the call is compiled: an argument that is not a C-contiguous
+        float32/float64 array of its number of dimensions, arrays of two
+        dtypes, a read-only output, or an ``act`` that is not an integer.
+    ValueError
+        ``act`` is not an activation code; ``Z`` or ``A`` shares memory with an
+        input (or ``A`` overlaps ``Z`` without being ``Z``); a shape mismatch.
+        Nothing is written.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp import kernels
+    >>> X = np.array([[1.0, 2.0]]); W = np.array([[1.0, -1.0], [0.5, -0.5]]); b = np.zeros(2)
+    >>> Z = np.empty((1, 2)); A = np.empty((1, 2))
+    >>> kernels.dense_forward(X, W, b, kernels.RELU, Z, A)
+    >>> Z, A
+    (array([[ 2., -2.]]), array([[2., 0.]]))
+    """
+    check_dense_forward(X, W, b, act, Z, A)
+    _dense_forward(X, W, b, act, Z, A)
+
+
+@jit(nogil=False)
+def dense_forward_parallel(X, W, b, act, Z, A):
+    """:func:`dense_forward` with its elementwise passes split across threads (same arguments, same results)."""
+    check_dense_forward(X, W, b, act, Z, A)
+    _dense_forward_parallel(X, W, b, act, Z, A)
+
+
+@jit(nogil=False)
+def backprop_delta(D_next, W_next, Z, A, act, D):
+    """Back-propagate a delta through a layer: ``D = (D_next @ W_next.T) * act'(Z)``.
+
+    ``D_next`` is the delta of the layer above, ``W_next`` its weights; ``Z`` and
+    ``A = act(Z)`` are this layer's pre-activation and activation. The
+    derivative reads ``Z`` or ``A``, whichever the activation needs.
+
+    Parameters
+    ----------
+    D_next : ndarray, shape (n, d_next)
+    W_next : ndarray, shape (d, d_next)
+    Z : ndarray, shape (n, d)
+    A : ndarray, shape (n, d)
+    act : int
+        This layer's activation code.
+    D : ndarray, shape (n, d)
+        Output: this layer's delta. Must not share memory with any input.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`dense_forward`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp import kernels
+    >>> D_next = np.array([[1.0, 2.0]]); W_next = np.array([[1.0, 1.0], [3.0, -1.0]])
+    >>> Z = np.array([[0.5, -0.5]]); A = np.maximum(Z, 0); D = np.empty((1, 2))
+    >>> kernels.backprop_delta(D_next, W_next, Z, A, kernels.RELU, D)
+    >>> D
+    array([[3., 0.]])
+    """
+    check_backprop_delta(D_next, W_next, Z, A, act, D)
+    _backprop_delta(D_next, W_next, Z, A, act, D)
+
+
+@jit(nogil=False)
+def backprop_delta_parallel(D_next, W_next, Z, A, act, D):
+    """:func:`backprop_delta` with its elementwise pass split across threads (same arguments, same results)."""
+    check_backprop_delta(D_next, W_next, Z, A, act, D)
+    _backprop_delta_parallel(D_next, W_next, Z, A, act, D)
+
+
+@jit(nogil=False)
+def weight_gradient(A_prev, D, gW, gb):
+    """Weight and bias gradients of a layer: ``gW = A_prev.T @ D``, ``gb = D.sum(0)``.
+
+    Parameters
+    ----------
+    A_prev : ndarray, shape (n, d_in)
+        The layer's input.
+    D : ndarray, shape (n, d_out)
+        The layer's delta, ``dJ/dZ`` (already carrying the mean-reduction factor).
+    gW : ndarray, shape (d_in, d_out)
+        Output: weight gradient (overwritten, not accumulated).
+    gb : ndarray, shape (d_out,)
+        Output: bias gradient (overwritten). ``gW`` and ``gb`` must not share
+        memory with the inputs or with each other.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`dense_forward`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastbp import kernels
+    >>> A_prev = np.array([[1.0, 2.0], [3.0, 4.0]]); D = np.array([[1.0], [-1.0]])
+    >>> gW = np.empty((2, 1)); gb = np.empty(1)
+    >>> kernels.weight_gradient(A_prev, D, gW, gb)
+    >>> gW.ravel(), gb
+    (array([-2., -2.]), array([0.]))
+    """
+    check_weight_gradient(A_prev, D, gW, gb)
+    _weight_gradient(A_prev, D, gW, gb)
+
+
+@jit(nogil=False)
+def weight_gradient_parallel(A_prev, D, gW, gb):
+    """:func:`weight_gradient` with its outer product and bias sums split across threads (same arguments, same
+    results)."""
+    check_weight_gradient(A_prev, D, gW, gb)
+    _weight_gradient_parallel(A_prev, D, gW, gb)

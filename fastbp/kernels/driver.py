@@ -34,17 +34,21 @@ The trainers of :mod:`fastbp.training` are the only host code that calls
 these drivers.
 """
 
+import types
+
 import numpy as np
 from numba import prange
 
+from . import sparse
 from .compile import jit, serial_and_parallel
-from .dense import _span, backprop_delta, dense_forward, weight_gradient
+from .dense import _backprop_delta, _dense_forward, _span, _weight_gradient
+from .dropout import apply_mask
 from .layout import (
     ACT,
     B_OFF,
     D_IN,
     D_OUT,
-    N_STATS,
+    H_LR,
     S_CORRECT,
     S_DIVERGED,
     S_LOSS,
@@ -62,6 +66,9 @@ from .views import matrix_view
 # Parameters per tile of the gradient sum and optimizer step: the chunk gradients of a tile are
 # summed and the step applied while the tile is still in cache (8192 float32 = 32 KiB a vector).
 _UPDATE_TILE = 8192
+# The optional features of an epoch (per-step rates, clipping, dropout) are arguments that are either set or None.
+# Numba compiles a specialisation for each combination and prunes the branches of an argument that is None, so an
+# epoch without them compiles none of their code (which would lengthen every cold start).
 
 
 @jit(inline="always")
@@ -88,55 +95,14 @@ def workspace_view(buf, layers, l, rows):
     return matrix_view(buf[off:off + rows * d_out], rows, d_out)
 
 
+# ----------------------------------------------------------------------------- the input, dense
+# The driver reads its first layer's input through these names. A dense X is a C-contiguous 2-D array; the
+# driver's sparse variant (at the end of this module) is the same code with the names bound to the CSR helpers
+# of .sparse. Two compiled variants, not one with a type switch: the dense one compiles no sparse code.
 @jit(inline="always")
-def forward_chunk(xv, theta, layers, z, a):
-    """Forward pass of rows ``xv`` through every layer; returns the output ``Z`` view."""
-    rows = xv.shape[0]
-    n_layers = layers.shape[0]
-    inp = xv
-    for l in range(n_layers):
-        zl = workspace_view(z, layers, l, rows)
-        al = workspace_view(a, layers, l, rows)
-        dense_forward(inp, weights_view(theta, layers, l), bias_view(theta, layers, l), layers[l, ACT], zl, al)
-        inp = al
-    return workspace_view(z, layers, n_layers - 1, rows)
-
-
-@jit(inline="always")
-def chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, z, a, d, grad, out):
-    """Forward and backward pass of one chunk of rows.
-
-    Writes the chunk's gradient (already scaled by ``scale``, the minibatch's
-    mean-reduction factor) into ``grad`` and ``[loss_sum, correct]`` into
-    ``out``. ``wv`` holds the rows' sample weights, or is empty for none; the
-    loss sum is then weighted too.
-    """
-    rows = xv.shape[0]
-    n_layers = layers.shape[0]
-    last = n_layers - 1
-    zo = forward_chunk(xv, theta, layers, z, a)
-    out_delta = workspace_view(d, layers, last, rows)
-    if loss == SOFTMAX_CROSS_ENTROPY:
-        total, correct = softmax_rows(zo, tv, wv, scale, out_delta)
-    else:
-        total = 0.0
-        correct = 0
-        weighted = wv.shape[0] > 0
-        w = theta.dtype.type(1.0)
-        for i in range(rows):
-            if weighted:
-                w = wv[i]
-            total += float(w) * loss_row(zo[i], tv[i], loss, scale * w, out_delta[i])
-            correct += count_correct_row(zo[i], tv[i], loss)
-    out[0] = total
-    out[1] = correct
-    for l in range(last, -1, -1):
-        dl = workspace_view(d, layers, l, rows)
-        a_prev = xv if l == 0 else workspace_view(a, layers, l - 1, rows)
-        weight_gradient(a_prev, dl, weights_view(grad, layers, l), bias_view(grad, layers, l))
-        if l > 0:
-            backprop_delta(dl, weights_view(theta, layers, l), workspace_view(z, layers, l - 1, rows),
-                           a_prev, layers[l - 1, ACT], workspace_view(d, layers, l - 1, rows))
+def n_samples(X):
+    """Rows of ``X``."""
+    return X.shape[0]
 
 
 @jit(inline="always")
@@ -164,6 +130,115 @@ def gather_values(src, order, lo, hi, buf):
     return view
 
 
+@jit(inline="always")
+def take_rows(X, order, lo, hi, in_order, buf):
+    """A chunk of the epoch's rows ``order[lo:hi]``: a view when they are consecutive, else gathered into ``buf``."""
+    if in_order:
+        return X[lo:hi]
+    return gather_rows(X, order, lo, hi, buf)
+
+
+@jit(inline="always")
+def rows_in_order(X, rows, lo, hi):
+    """Rows ``lo:hi`` of ``X`` (``rows`` is for the sparse variant)."""
+    return X[lo:hi]
+
+
+@jit(inline="always")
+def chunk_rows(xv):
+    """Rows of a chunk."""
+    return xv.shape[0]
+
+
+first_forward = _dense_forward
+first_weight_gradient = _weight_gradient
+
+
+# ----------------------------------------------------------------------------- the passes
+@jit(inline="always")
+def dropped_activations(al, d, layers, l, dropout, seed, step_no, row0):
+    """Layer ``l``'s output as the next layer's input: ``al``, or its dropped copy in ``d`` when the layer drops."""
+    if dropout is not None and dropout[l, 0] > 0.0:
+        dropped = workspace_view(d, layers, l, al.shape[0])
+        apply_mask(al, dropped, dropout[l, 0], dropout[l, 1], seed, step_no, row0, l)
+        return dropped
+    return al
+
+
+@jit(inline="always")
+def forward_chunk(xv, theta, layers, z, a, d, dropout, seed, step_no, row0):
+    """Forward pass of rows ``xv`` through every layer; returns the output ``Z`` view.
+
+    ``dropout`` holds each layer's drop probability ``p`` and ``1 / (1 - p)``
+    in a row, or is None for none (inference). A layer with ``p > 0`` keeps its activation ``A`` in ``a``
+    (its derivative needs it) and writes the dropped activations, the next
+    layer's input, into its block of ``d``, which the backward pass only
+    overwrites after using them. The mask is drawn for optimizer step
+    ``step_no`` and rows ``row0 + i`` (see :mod:`.dropout`).
+    """
+    rows = chunk_rows(xv)
+    n_layers = layers.shape[0]
+    # The first layer on its own: its input may be sparse (in the sparse variant), the others' never is.
+    al = workspace_view(a, layers, 0, rows)
+    first_forward(xv, weights_view(theta, layers, 0), bias_view(theta, layers, 0), layers[0, ACT],
+                  workspace_view(z, layers, 0, rows), al)
+    inp = dropped_activations(al, d, layers, 0, dropout, seed, step_no, row0)
+    for l in range(1, n_layers):
+        al = workspace_view(a, layers, l, rows)
+        _dense_forward(inp, weights_view(theta, layers, l), bias_view(theta, layers, l), layers[l, ACT],
+                       workspace_view(z, layers, l, rows), al)
+        inp = dropped_activations(al, d, layers, l, dropout, seed, step_no, row0)
+    return workspace_view(z, layers, n_layers - 1, rows)
+
+
+@jit(inline="always")
+def chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, z, a, d, grad, out, dropout, seed, step_no, row0):
+    """Forward and backward pass of one chunk of rows.
+
+    Writes the chunk's gradient (already scaled by ``scale``, the minibatch's
+    mean-reduction factor) into ``grad`` and ``[loss_sum, correct]`` into
+    ``out``. ``wv`` holds the rows' sample weights, or is empty for none; the
+    loss sum is then weighted too. ``dropout``, ``seed``, ``step_no`` and
+    ``row0`` are as in :func:`forward_chunk`; a dropped layer's delta is
+    masked as its activations were.
+    """
+    rows = chunk_rows(xv)
+    n_layers = layers.shape[0]
+    last = n_layers - 1
+    zo = forward_chunk(xv, theta, layers, z, a, d, dropout, seed, step_no, row0)
+    out_delta = workspace_view(d, layers, last, rows)
+    if loss == SOFTMAX_CROSS_ENTROPY:
+        total, correct = softmax_rows(zo, tv, wv, scale, out_delta)
+    else:
+        total = 0.0
+        correct = 0
+        weighted = wv.shape[0] > 0
+        w = theta.dtype.type(1.0)
+        for i in range(rows):
+            if weighted:
+                w = wv[i]
+            total += float(w) * loss_row(zo[i], tv[i], loss, scale * w, out_delta[i])
+            correct += count_correct_row(zo[i], tv[i], loss)
+    out[0] = total
+    out[1] = correct
+    for l in range(last, 0, -1):
+        dl = workspace_view(d, layers, l, rows)
+        a_prev = workspace_view(a, layers, l - 1, rows)
+        d_prev = workspace_view(d, layers, l - 1, rows)
+        if dropout is not None and dropout[l - 1, 0] > 0.0:
+            # the layer's input was the dropped activations below it, kept in d_prev until now
+            _weight_gradient(d_prev, dl, weights_view(grad, layers, l), bias_view(grad, layers, l))
+            _backprop_delta(dl, weights_view(theta, layers, l), workspace_view(z, layers, l - 1, rows),
+                            a_prev, layers[l - 1, ACT], d_prev)
+            apply_mask(d_prev, d_prev, dropout[l - 1, 0], dropout[l - 1, 1], seed, step_no, row0, l - 1)
+        else:
+            _weight_gradient(a_prev, dl, weights_view(grad, layers, l), bias_view(grad, layers, l))
+            _backprop_delta(dl, weights_view(theta, layers, l), workspace_view(z, layers, l - 1, rows),
+                            a_prev, layers[l - 1, ACT], d_prev)
+    first_weight_gradient(xv, workspace_view(d, layers, 0, rows), weights_view(grad, layers, 0),
+                          bias_view(grad, layers, 0))
+
+
 @jit
 def add_l2(theta, layers, l2_scaled, grad):
     """``grad += l2_scaled * W`` for every layer's weights (not biases); returns ``sum(W**2)`` in float64."""
@@ -179,9 +254,9 @@ def add_l2(theta, layers, l2_scaled, grad):
     return squares
 
 
-def train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf, swbuf, zbuf, abuf, dbuf, gbuf,
-                chunk_out, optimizer, hyper, m, v, step, stats):
-    """Run one epoch of minibatch training in place.
+def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf, swbuf, zbuf, abuf, dbuf, gbuf,
+                chunk_out, optimizer, hyper, m, v, step, stats, first, last, lrs, clip, dropout, seed):
+    """Run minibatches ``first`` to ``last - 1`` of an epoch in place (all of them: ``0, ceil(n / batch_size)``).
 
     Parameters
     ----------
@@ -218,22 +293,38 @@ def train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf
     step : ndarray of int64, shape (1,)
         Optimizer step counter, incremented per minibatch.
     stats : ndarray of float64, shape (N_STATS,)
-        Output: weighted loss sum (with the penalty), correct count, samples
-        seen, divergence flag, weight sum.
+        Weighted loss sum (with the penalty), correct count, samples seen,
+        divergence flag, weight sum: this call's minibatches are added to
+        them (the caller zeroes them when an epoch begins).
+    first, last : int
+        The range of minibatches to run, so that the host can run an epoch in
+        several calls (and see progress, or an interrupt, between them).
+    lrs : ndarray of float64, shape (last - first,), or None
+        The learning rate of each minibatch of the call (a schedule stepped
+        per optimizer step), or None to keep ``hyper``'s.
+    clip : float or None
+        ``torch.nn.utils.clip_grad_norm_``: the minibatch gradient is scaled
+        by ``min(1, clip / (norm + 1e-6))``, ``norm`` its 2-norm over every
+        parameter, before the step. None for no clipping.
+    dropout : ndarray of float64, shape (L, 2), or None
+        Each layer's dropout probability ``p`` (0 for the output layer) and
+        ``1 / (1 - p)``, or None for no dropout.
+    seed : int
+        The dropout masks' seed (see :mod:`.dropout`).
     """
-    n = X.shape[0]
+    n = n_samples(X)
     k = T.shape[1]
     chunks = gbuf.shape[0]
     n_params = theta.shape[0]
-    for j in range(N_STATS):
-        stats[j] = 0.0
+    row_lo = min(first * batch_size, n)
+    row_hi = min(last * batch_size, n)
     in_order = True
-    for i in range(n):
+    for i in range(row_lo, row_hi):
         if order[i] != i:
             in_order = False
             break
     weighted = sw.shape[0] > 0
-    for start in range(0, n, batch_size):
+    for start in range(row_lo, row_hi, batch_size):
         nb = min(batch_size, n - start)
         wsum = float(nb)
         if weighted:
@@ -247,16 +338,15 @@ def train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf
         for c in prange(chunks):
             lo, hi = _span(c, chunks, nb)
             if hi > lo:
+                xv = take_rows(X, order, start + lo, start + hi, in_order, xbuf[c])
                 if in_order:  # rows are already consecutive: use views, copy nothing
-                    xv = X[start + lo:start + hi]
                     tv = T[start + lo:start + hi]
                     wv = sw[start + lo:start + hi] if weighted else sw
                 else:
-                    xv = gather_rows(X, order, start + lo, start + hi, xbuf[c])
                     tv = gather_rows(T, order, start + lo, start + hi, tbuf[c])
                     wv = gather_values(sw, order, start + lo, start + hi, swbuf[c])
                 chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, zbuf[c], abuf[c], dbuf[c], gbuf[c],
-                                    chunk_out[c])
+                                    chunk_out[c], dropout, seed, step[0] + 1, lo)
             else:
                 gbuf[c, :] = 0
                 chunk_out[c, 0] = 0.0
@@ -278,6 +368,32 @@ def train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf
         stats[S_WEIGHT] += wsum
         step[0] += 1
         t = step[0]
+        if lrs is not None:
+            hyper[H_LR] = lrs[(start - row_lo) // batch_size]
+        if clip is not None:  # the norm needs every gradient before any step: two passes instead of one
+            for s in prange(chunks):
+                lo, hi = _span(s, chunks, n_params)
+                total = gbuf[0, lo:hi]
+                for c in range(1, chunks):
+                    part = gbuf[c, lo:hi]
+                    for p in range(hi - lo):
+                        total[p] += part[p]
+                squares = 0.0
+                for p in range(hi - lo):
+                    squares += float(total[p]) * float(total[p])
+                chunk_out[s, 0] = squares  # the chunks' loss figures are added up already: free for the spans
+            squares = 0.0
+            for s in range(chunks):
+                squares += chunk_out[s, 0]
+            coef = clip / (np.sqrt(squares) + 1e-6)
+            factor = theta.dtype.type(coef if coef < 1.0 else 1.0)  # torch: clamp(clip_coef, max=1)
+            for s in prange(chunks):
+                lo, hi = _span(s, chunks, n_params)
+                total = gbuf[0, lo:hi]
+                for p in range(hi - lo):
+                    total[p] *= factor
+                update(optimizer, theta[lo:hi], total, m[lo:hi], v[lo:hi], hyper, t)
+            continue
         for s in prange(chunks):
             lo, hi = _span(s, chunks, n_params)
             for tlo in range(lo, hi, _UPDATE_TILE):  # sum then step each tile while it is in cache
@@ -290,26 +406,31 @@ def train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf
                 update(optimizer, theta[tlo:thi], total, m[tlo:thi], v[tlo:thi], hyper, t)
 
 
-train_epoch, train_epoch_parallel = serial_and_parallel(train_epoch)
+train_epoch, train_epoch_parallel = serial_and_parallel(_train_epoch)
 
 
 @jit
-def loss_and_grad(X, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, grad):
+def loss_and_grad(X, rows, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, grad):
     """Mean loss of the whole batch ``X, T`` and its gradient, written into ``grad``.
 
-    ``sw`` holds sample weights (or is empty) and ``l2`` the weight penalty,
-    as in :func:`train_epoch`. The workspaces are single rows of width
+    ``X`` is dense or CSR (see :mod:`.inputs`); ``rows`` holds its row
+    indices ``0..n-1`` when sparse (it is not read when dense). ``sw`` holds
+    sample weights (or is empty) and ``l2`` the weight penalty, as in
+    :func:`train_epoch`. The workspaces are single rows of width
     ``n * sum(d_out)``. Returns the mean loss (float64, with the penalty) and
     the number of correct predictions.
     """
-    wsum = float(X.shape[0])
+    n = n_samples(X)
+    xv = rows_in_order(X, rows, 0, n)
+    wsum = float(n)
     if sw.shape[0] > 0:
         wsum = 0.0
         for i in range(sw.shape[0]):
             wsum += float(sw[i])
     divisor = wsum * row_divisor(loss, T.shape[1])
     out = np.zeros(2)
-    chunk_loss_and_grad(X, T, sw, theta, layers, loss, theta.dtype.type(1.0 / divisor), zbuf, abuf, dbuf, grad, out)
+    chunk_loss_and_grad(xv, T, sw, theta, layers, loss, theta.dtype.type(1.0 / divisor), zbuf, abuf, dbuf, grad,
+                        out, None, 0, 0, 0)
     total = out[0] / divisor
     if l2 != 0.0:
         total += 0.5 * l2 * add_l2(theta, layers, theta.dtype.type(l2 / wsum), grad) / wsum
@@ -317,15 +438,17 @@ def loss_and_grad(X, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, grad):
 
 
 @jit
-def predict_raw(X, theta, layers, block, zbuf, abuf, out):
+def predict_raw(X, rows, theta, layers, block, zbuf, abuf, out):
     """Output-layer pre-activations of ``X``, computed ``block`` rows at a time into ``out``.
 
-    ``zbuf`` and ``abuf`` are workspaces of ``block * sum(d_out)`` elements.
+    ``X`` and ``rows`` are as in :func:`loss_and_grad`. ``zbuf`` and ``abuf``
+    are workspaces of ``block * sum(d_out)`` elements.
     """
-    n = X.shape[0]
+    n = n_samples(X)
     for start in range(0, n, block):
         stop = min(start + block, n)
-        zo = forward_chunk(X[start:stop], theta, layers, zbuf, abuf)
+        xv = rows_in_order(X, rows, start, stop)
+        zo = forward_chunk(xv, theta, layers, zbuf, abuf, abuf, None, 0, 0, 0)
         # Copied element by element: a slice assignment ``out[start:stop] = zo`` compiles Numba's shape-mismatch
         # message, string formatting included, which lengthens the cold start of every process that predicts.
         for r in range(stop - start):
@@ -333,3 +456,28 @@ def predict_raw(X, theta, layers, block, zbuf, abuf, out):
             dst = out[start + r]
             for j in range(src.shape[0]):
                 dst[j] = src[j]
+
+
+# ----------------------------------------------------------------------------- the sparse variant
+def _with_sparse_input(func, inline="never", suffix="_sparse"):
+    """A copy of the Python function ``func`` that reads a CSR first-layer input (see .sparse).
+
+    The copy has its own name, so that it gets its own cache entries.
+    """
+    namespace = dict(func.__globals__)
+    namespace.update({name: getattr(sparse, name) for name in sparse.DRIVER_INPUTS})
+    namespace.update(_SPARSE_PASSES)
+    copy = types.FunctionType(func.__code__, namespace, func.__name__ + suffix, func.__defaults__, func.__closure__)
+    copy.__qualname__ = func.__qualname__ + suffix
+    copy.__doc__ = func.__doc__
+    copy.__module__ = func.__module__
+    return copy
+
+
+_SPARSE_PASSES = {}
+_SPARSE_PASSES["forward_chunk"] = jit(_with_sparse_input(forward_chunk.py_func), inline="always")
+_SPARSE_PASSES["chunk_loss_and_grad"] = jit(_with_sparse_input(chunk_loss_and_grad.py_func), inline="always")
+#: ``train_epoch`` and the rest for ``X = (indptr, indices, data)``, a CSR matrix (int64 indices).
+train_epoch_sparse, train_epoch_sparse_parallel = serial_and_parallel(_with_sparse_input(_train_epoch))
+loss_and_grad_sparse = jit(_with_sparse_input(loss_and_grad.py_func))
+predict_raw_sparse = jit(_with_sparse_input(predict_raw.py_func))

@@ -86,12 +86,14 @@ ACTIVATION_NAMES = {code: name for name, code in ACTIVATIONS.items()}
 MSE = 0
 BINARY_CROSS_ENTROPY = 1
 SOFTMAX_CROSS_ENTROPY = 2
+POISSON = 3
 
 #: Loss names accepted by the model, mapped to their kernel codes.
 LOSSES = {
     "mse": MSE,
     "binary_cross_entropy": BINARY_CROSS_ENTROPY,
     "softmax_cross_entropy": SOFTMAX_CROSS_ENTROPY,
+    "poisson": POISSON,
 }
 
 #: Loss names by code.
@@ -101,8 +103,8 @@ LOSS_NAMES = {code: name for name, code in LOSSES.items()}
 def row_divisor(loss, k):
     """How many values each row's loss sum is averaged over, for ``k`` outputs.
 
-    ``k`` for mse and binary cross-entropy (their means run over every
-    element), 1 for softmax cross-entropy (a mean over rows). A minibatch's
+    ``k`` for mse, binary cross-entropy and poisson (their means run over
+    every element), 1 for softmax cross-entropy (a mean over rows). A minibatch's
     mean-reduction divisor is its weight sum (its row count when unweighted)
     times this. Callable from host code and from compiled code alike.
     """

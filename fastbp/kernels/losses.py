@@ -8,8 +8,11 @@ Values follow PyTorch with mean reduction (the loss codes are in :mod:`.layout`)
   ``n * k`` elements of ``max(z, 0) - z t + log1p(exp(-|z|))``.
 - ``SOFTMAX_CROSS_ENTROPY``: ``torch.nn.CrossEntropyLoss()`` with probability
   (or one-hot) targets, ``J = sum_i (logsumexp(z_i) sum_c t_ic - sum_c t_ic z_ic) / n``.
+- ``POISSON``: ``torch.nn.PoissonNLLLoss(log_input=True, full=False)``, the
+  output is the log of the mean: ``J = sum(exp(z) - t z) / (n k)``.
 
-The deltas: for mean squared error ``2 (z - t) / (n k)``. For the two
+The deltas: for mean squared error ``2 (z - t) / (n k)``; for poisson
+``(exp(z) - t) / (n k)`` (exp is the canonical link of the Poisson deviance). For the two
 cross-entropies the sigmoid/softmax and the log cancel, which is why the delta
 is simply ``output - target`` (scaled by ``1/(n k)`` or ``1/n``): this holds
 because each loss is paired with its canonical link, sigmoid with binary
@@ -26,7 +29,7 @@ import math
 from .activations import like
 from .compile import jit
 from .fastmath import fast_exp
-from .layout import BINARY_CROSS_ENTROPY, MSE, SOFTMAX_CROSS_ENTROPY
+from .layout import BINARY_CROSS_ENTROPY, MSE, POISSON, SOFTMAX_CROSS_ENTROPY
 
 
 @jit
@@ -67,6 +70,11 @@ def loss_row(z, t, code, scale, d):
             zj = z[j]
             total += float((zj if zj > zero else zero) - zj * t[j] + math.log1p(math.exp(-abs(zj))))
             d[j] = scale * (one / (one + fast_exp(-zj)) - t[j])
+    elif code == POISSON:
+        for j in range(k):
+            ez = math.exp(z[j])
+            total += float(ez) - float(t[j]) * float(z[j])
+            d[j] = scale * (ez - t[j])
     else:
         part, s, tsum, _ = softmax_row_parts(z, t, scale, d)
         total = part + float(tsum) * math.log(float(s))

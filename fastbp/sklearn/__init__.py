@@ -33,7 +33,24 @@ times scikit-learn's), and
   ``eps``. One difference remains: scikit-learn adds ``epsilon`` to the
   uncorrected ``sqrt(v)``, PyTorch (and fastbp) to the bias-corrected one,
   which makes fastbp's effective ``epsilon`` ``sqrt(1 - beta_2**t)`` times
-  smaller early in training; with ``epsilon=1e-8`` this is invisible.
+  smaller early in training; with ``epsilon=1e-8`` this is invisible;
+- ``learning_rate="invscaling"`` / ``"adaptive"`` (SGD): scikit-learn's rate,
+  set on the optimizer between epochs (``lr = rate / c``), with the momentum
+  buffer rescaled by ``old_lr / new_lr`` when the rate changes, since
+  scikit-learn's velocity keeps the step of the old rate; the trajectory is
+  again exactly scikit-learn's;
+- ``solver="lbfgs"``: scipy's L-BFGS-B with scikit-learn's options
+  (``maxiter``, ``maxfun``, ``gtol=tol``) on fastbp's compiled full-batch loss
+  and gradient (:meth:`fastbp.MLP.loss_and_grad` with ``l2 = alpha * c``), the
+  gradient divided by ``c`` and the loss converted to scikit-learn's units,
+  in scikit-learn's packing of the parameters, so that L-BFGS-B sees the
+  numbers it sees in scikit-learn.
+
+**dtype.** With ``dtype=None`` (the default) the estimators follow
+scikit-learn: float32 input trains and predicts in float32, which is
+fastbp's fast path, and any other input is converted to float64 (float64
+stays float64) and trains in float64; ``solver="lbfgs"`` trains in float64,
+as scikit-learn's does. ``dtype="float32"`` or ``"float64"`` forces that dtype.
 
 ``loss_curve_``, ``loss_`` and ``best_loss_`` are reported in
 scikit-learn's units (fastbp's epoch loss divided by ``c``; for regression

@@ -7,10 +7,11 @@ from sklearn.base import ClassifierMixin
 from sklearn.metrics import accuracy_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import validate_data
 
-from ._base import _BaseMLP, _store_params
+from ._base import _INPUT_DTYPES, _BaseMLP, _store_params
 from ._docs import _ATTRIBUTES_DOC, _PARAMS_DOC
 
 
@@ -47,10 +48,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     __module__ = "fastbp.sklearn"
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
-                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, backend="auto", dtype="float32"):
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, backend="auto", dtype=None):
         _store_params(self, locals())
 
     @property
@@ -58,8 +59,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         lb = getattr(self, "_label_binarizer", None)
         return "softmax_cross_entropy" if lb is not None and lb.y_type_ == "multiclass" else "binary_cross_entropy"
 
-    def _validate_input(self, X, y, incremental, reset, dtype):
-        X, y = validate_data(self, X, y, multi_output=True, dtype=dtype, reset=reset)
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, dtype=_INPUT_DTYPES,
+                             accept_sparse=("csr", "csc"), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -74,8 +76,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
                                  f"'y' has {classes}.")
-        Y = np.ascontiguousarray(self._label_binarizer.transform(y), dtype=dtype)
-        return X, y, Y
+        return X, y, self._label_binarizer.transform(y)
 
     def _score_model(self, model, X, y, sample_weight):
         Z = model.decision_function(X).astype(np.float64)
@@ -95,8 +96,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         P = self._proba(Z)
         return self._label_binarizer.inverse_transform(P.ravel() if P.shape[1] == 1 else P)
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with one epoch over the given data.
+
+        Only for the stochastic solvers: with ``solver="lbfgs"`` the estimator
+        has no ``partial_fit`` attribute, as in scikit-learn.
 
         Parameters
         ----------

@@ -6,9 +6,10 @@ import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils import column_or_1d
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import validate_data
 
-from ._base import _BaseMLP, _store_params
+from ._base import _INPUT_DTYPES, _BaseMLP, _store_params
 from ._docs import _ATTRIBUTES_DOC, _PARAMS_DOC
 
 
@@ -21,8 +22,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Parameters
     ----------
-    loss : {'squared_error'}, default='squared_error'
-        The only loss supported ('poisson' is not).""" + _PARAMS_DOC + """
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        'poisson' is half the Poisson deviance with an exponential output (a
+        log link), as in scikit-learn; it needs ``y >= 0``.""" + _PARAMS_DOC + """
 
     Attributes
     ----------""" + _ATTRIBUTES_DOC + """
@@ -43,36 +45,49 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     # Pickles and reprs name the public path, fastbp.sklearn.MLPRegressor, which the package re-exports.
     __module__ = "fastbp.sklearn"
 
-    _fastbp_loss = "mse"
+    @property
+    def _fastbp_loss(self):
+        """fastbp's loss: mse for the squared error, poisson (exp output) for scikit-learn's poisson."""
+        return "poisson" if self.loss == "poisson" else "mse"
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, max_iter=200,
-                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, backend="auto", dtype="float32"):
+                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, backend="auto", dtype=None):
         _store_params(self, locals())
 
     def _check_params(self):
-        if self.loss != "squared_error":
-            raise ValueError(f"loss must be 'squared_error' (the only loss fastbp's regressor supports), "
-                             f"got {self.loss!r}")
+        if self.loss not in ("squared_error", "poisson"):
+            raise ValueError(f"loss must be 'squared_error' or 'poisson', got {self.loss!r}")
         return super()._check_params()
 
-    def _validate_input(self, X, y, incremental, reset, dtype):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=dtype, reset=reset)
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=_INPUT_DTYPES,
+                             accept_sparse=("csr", "csc"), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=dtype)
-        return X, y, Y
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
+        return X, y, y.reshape(len(y), -1)
 
     def _score_model(self, model, X, y, sample_weight):
         pred = model.decision_function(X).astype(np.float64)
+        if self.loss == "poisson":
+            with np.errstate(over="ignore"):
+                pred = np.exp(pred)
         if not np.all(np.isfinite(pred)):
             return np.nan
         return r2_score(y, pred.ravel() if pred.shape[1] == 1 else pred, sample_weight=sample_weight)
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with one epoch over the given data.
+
+        Only for the stochastic solvers: with ``solver="lbfgs"`` the estimator
+        has no ``partial_fit`` attribute (scikit-learn means the same, though
+        its regressor's check misses a call and lets ``partial_fit`` run a
+        whole L-BFGS fit).
 
         Parameters
         ----------
@@ -101,9 +116,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Returns
         -------
         ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            The predicted values (float64).
+            The predicted values: float32 for float32 input to a model with
+            float32 parameters, float64 otherwise (as scikit-learn).
         """
         Z = self._forward(X)
+        if self.loss == "poisson":  # the output layer holds the log of the mean
+            Z = np.exp(Z)
         return Z.ravel() if Z.shape[1] == 1 else Z
 
     def __sklearn_tags__(self):
