@@ -188,6 +188,18 @@ def check_schedule(lr_schedule):
     return lr_schedule
 
 
+def check_monitor(schedule, validation, classify):
+    """Refuse, before training, a ``ReduceLROnPlateau`` that watches a figure the epochs will not report."""
+    monitor = getattr(schedule, "monitor", None)
+    if monitor is None:
+        return
+    keys = ["loss"] + (["accuracy"] if classify else [])
+    keys += [f"val_{k}" for k in keys] if validation else []
+    if monitor not in keys:
+        raise ValueError(f"ReduceLROnPlateau monitors {monitor!r}, which the epochs will not report "
+                         f"(they report {keys})")
+
+
 def check_clip(clip_grad_norm):
     """``clip_grad_norm`` as a float > 0, or None."""
     if clip_grad_norm is None:

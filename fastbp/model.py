@@ -15,6 +15,7 @@ from .fitting import (
     check_clip,
     check_dropout,
     check_fit_arguments,
+    check_monitor,
     check_schedule,
     deferred_interrupt,
     divergence_message,
@@ -308,12 +309,16 @@ class MLP:
         progress = Progress(verbose, epochs, n)
         stopper = EarlyStopping(patience, min_delta, restore_best_weights, "val_loss" if val is not None else "loss")
         rows = min(batch_size, n)  # a minibatch never holds more than n rows, so neither do the workspaces
-        resolved = training.choose_backend(backend, self.layers, rows)
+        step_schedule = schedule is not None and schedule.interval == "step"
+        host_only = isinstance(X, CSRInput) or step_schedule or clip is not None or any(self.dropout)
+        # what the CUDA backend does not do yet: "auto" then chooses among the CPU backends, "cuda" is refused
+        resolved = training.choose_backend(backend, self.layers, rows, allow_cuda=not host_only)
+        if resolved == "cuda" and host_only:
+            raise ValueError("backend='cuda' does not support sparse X, per-step schedules, dropout or "
+                             "clip_grad_norm yet; use backend='cpu' or 'parallel'")
+        check_monitor(schedule, val is not None, self.loss in CLASSIFICATION_LOSSES)
         opt = optimizer or self.optimizer or Adam()
         opt.bind(self.n_params, self.dtype)
-        if resolved == "cuda" and (isinstance(X, CSRInput) or (schedule is not None and schedule.interval == "step")):
-            raise ValueError("backend='cuda' does not support sparse X or per-step schedules yet; use backend='cpu' "
-                             "or 'parallel'")
         trainer = training.make_trainer(resolved, self.network, self.theta, opt, rows, l2, self.dropout + [0.0], clip,
                                         self._mask_seed, sparse=isinstance(X, CSRInput))
         self.optimizer = opt
@@ -323,80 +328,96 @@ class MLP:
             history["lr"] = []
         self.history = history
         on_device = getattr(trainer, "on_device", False)
-        if not on_device and trainer.needs_compiling(X):  # compiled before the first epoch, not timed with it
-            self._prepare(trainer, progress, X, T, sw)
-        best_epoch = None
-        with deferred_interrupt() as check_interrupt:
-            for ep in range(epochs):
-                if ep and not on_device:
-                    opt.bind(self.n_params, self.dtype)  # a callback may have replaced the state arrays
-                if schedule is not None and schedule.interval == "epoch":
-                    opt.lr = schedule.current()
-                order = self._rng.permutation(n) if shuffle else np.arange(n)
-                if not on_device:  # a device trainer keeps its own copy and restores it after a divergence
-                    theta_before, state_before = self.theta.copy(), opt.state_copy()
-                progress.start_epoch(ep + 1)
-
-                def on_progress(seen, running_loss, ep=ep):
-                    progress.update(ep + 1, seen, running_loss)
-                    check_interrupt()
-
-                t0 = time.perf_counter()
-                rate = schedule.current() if schedule is not None else opt.lr  # the epoch's first rate
-                if on_device:
-                    loss, acc, diverged = trainer.run_epoch(X, T, order, sw)
-                else:
-                    loss, acc, diverged = trainer.run_epoch(
-                        X, T, order, sw, schedule=schedule if schedule is not None and schedule.interval == "step"
-                        else None, on_progress=on_progress)
-                seconds = time.perf_counter() - t0
-                progress.close_bar()
-                if on_device and (diverged or val is not None or callbacks or stopper.active):
-                    trainer.fetch()  # these need the weights on the host
-                message = divergence_message(ep + 1, diverged, self.theta, opt,
-                                             X.data if isinstance(X, CSRInput) else X, check_state=not on_device,
-                                             T=T, loss=self.loss)
-                if message:
-                    if not on_device:
-                        self.theta[...] = theta_before
-                        opt.restore_state(state_before)
-                    if not stopper.active:
-                        raise DivergedError(message, history)
-                    warnings.warn(message, RuntimeWarning, stacklevel=2)
-                    break
-                logs = self._epoch_logs(loss, acc, val, n / seconds if seconds > 0 else float("inf"))
-                for key, value in logs.items():
-                    history[key].append(value)
-                if schedule is not None:
-                    history["lr"].append(rate)
-                progress.end_epoch(ep + 1, logs)
-                stop = callbacks_say_stop(callbacks, ep, logs)
-                best_before = stopper.best
-                stopped_early = stopper.update(logs, self.theta, opt)
-                if stopper.best != best_before:
-                    best_epoch = ep + 1
-                if schedule is not None and schedule.interval == "epoch":
-                    schedule.step(schedule.monitored(logs) if hasattr(schedule, "monitored") else None)
-                    opt.lr = schedule.current()  # as a PyTorch scheduler's step sets its optimizer's rate
-                check_interrupt()
-                if stopped_early:
-                    progress.message(early_stopping_message(ep + 1, stopper, best_epoch))
-                if stopped_early or stop:
-                    break
-        if on_device:
-            trainer.fetch()
+        if not on_device and trainer.needs_compiling(X, step_schedule):  # compiled before the first epoch, untimed
+            self._prepare(trainer, progress, X, T, sw, step_schedule)
+        try:
+            with deferred_interrupt() as check_interrupt:
+                self._epochs(X, T, sw, val, epochs, shuffle, callbacks, schedule, opt, trainer, progress, stopper,
+                             history, check_interrupt)
+        finally:
+            progress.close_bar()
+            if on_device:
+                trainer.fetch()  # the state of the last completed epoch, also after Ctrl-C or an error
         stopper.restore(self.theta, opt)
         return history
 
+    def _epochs(self, X, T, sw, val, epochs, shuffle, callbacks, schedule, opt, trainer, progress, stopper, history,
+                check_interrupt):
+        """``fit``'s loop over the epochs (see :meth:`fit`); the history grows in place."""
+        on_device = getattr(trainer, "on_device", False)
+        n = X.shape[0]
+        best_epoch = None
+        for ep in range(epochs):
+            if ep and not on_device:
+                opt.bind(self.n_params, self.dtype)  # a callback may have replaced the state arrays
+            if schedule is not None and schedule.interval == "epoch":
+                opt.lr = schedule.current()
+            order = self._rng.permutation(n) if shuffle else np.arange(n)
+            if not on_device:  # a device trainer keeps its own copy and restores it after a divergence
+                theta_before, state_before = self.theta.copy(), opt.state_copy()
+            schedule_before, lr_before = (None if schedule is None else dict(vars(schedule))), opt.lr
+            progress.start_epoch(ep + 1)
+
+            def on_progress(seen, running_loss, ep=ep):
+                progress.update(ep + 1, seen, running_loss)
+                check_interrupt()
+
+            t0 = time.perf_counter()
+            rate = schedule.current() if schedule is not None else opt.lr  # the epoch's first rate
+            if on_device:
+                loss, acc, diverged = trainer.run_epoch(X, T, order, sw)
+            else:
+                loss, acc, diverged = trainer.run_epoch(
+                    X, T, order, sw, schedule=schedule if schedule is not None and schedule.interval == "step"
+                    else None, on_progress=on_progress)
+            seconds = time.perf_counter() - t0
+            progress.close_bar()
+            if on_device and (diverged or val is not None or callbacks or stopper.active):
+                trainer.fetch()  # these need the weights on the host
+            message = divergence_message(ep + 1, diverged, self.theta, opt,
+                                         X.data if isinstance(X, CSRInput) else X, check_state=not on_device,
+                                         T=T, loss=self.loss)
+            if message:
+                if not on_device:
+                    self.theta[...] = theta_before
+                    opt.restore_state(state_before)
+                if schedule is not None:  # the schedule and the rate go back with the weights
+                    vars(schedule).update(schedule_before)
+                opt.lr = lr_before
+                if not stopper.active:
+                    raise DivergedError(message, history)
+                warnings.warn(message, RuntimeWarning, stacklevel=3)  # the caller of fit
+                break
+            logs = self._epoch_logs(loss, acc, val, n / seconds if seconds > 0 else float("inf"))
+            for key, value in logs.items():
+                history[key].append(value)
+            if schedule is not None:
+                history["lr"].append(rate)
+            progress.end_epoch(ep + 1, logs)
+            stop = callbacks_say_stop(callbacks, ep, logs)
+            best_before = stopper.best
+            stopped_early = stopper.update(logs, self.theta, opt)
+            if stopper.best != best_before:
+                best_epoch = ep + 1
+            if schedule is not None and schedule.interval == "epoch":
+                schedule.step(schedule.monitored(logs) if hasattr(schedule, "monitored") else None)
+            if schedule is not None:
+                opt.lr = schedule.current()  # as a PyTorch scheduler's step sets its optimizer's rate
+            check_interrupt()
+            if stopped_early:
+                progress.message(early_stopping_message(ep + 1, stopper, best_epoch))
+            if stopped_early or stop:
+                break
+
     @staticmethod
-    def _prepare(trainer, progress, X, T, sw):
+    def _prepare(trainer, progress, X, T, sw, step_schedule):
         """Compile or load the epoch kernels before the first epoch, saying so when verbose."""
         from . import _settings
 
         progress.message("preparing the training kernels: compiled on a first run (some seconds), loaded from the "
                          "kernel cache after that ...")
         t0 = time.perf_counter()
-        how = trainer.prepare(X, T, np.arange(X.shape[0]), sw)
+        how = trainer.prepare(X, T, np.arange(X.shape[0]), sw, step_schedule)
         seconds = time.perf_counter() - t0
         if how == "loaded":
             progress.message(f"... loaded from the kernel cache in {seconds:.1f} s")

@@ -40,7 +40,7 @@ _PREDICT_BLOCK = 1024  # rows per compiled forward call: bounds the workspace of
 _NO_ROWS = np.zeros(0, dtype=np.int64)  # dense input: the drivers take its rows in order
 
 
-def choose_backend(backend, sizes, batch_size):
+def choose_backend(backend, sizes, batch_size, allow_cuda=True):
     """Resolve ``"auto"``: the parallel backend when a minibatch holds enough work for the threads.
 
     The work of a minibatch is about ``3 * batch_size * n_weights`` multiply-adds
@@ -49,7 +49,8 @@ def choose_backend(backend, sizes, batch_size):
     From ``FASTBP_CUDA_MIN_WORK`` on, a real CUDA GPU is used when one is
     present (the simulator never counts); below it, numba-cuda is not even
     imported. ``"cuda"`` asked for explicitly raises a clear error when no GPU
-    can be used.
+    can be used. ``allow_cuda=False`` keeps ``"auto"`` on the CPU backends
+    (for what the CUDA backend does not do).
     """
     if backend == "cuda":
         cuda.require_device()
@@ -57,7 +58,7 @@ def choose_backend(backend, sizes, batch_size):
         return backend
     n_weights = sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
     work = 3 * batch_size * n_weights
-    if work >= _settings.CUDA_MIN_WORK and cuda.real_device_available():
+    if allow_cuda and work >= _settings.CUDA_MIN_WORK and cuda.real_device_available():
         return "cuda"
     if numba.get_num_threads() > 1 and work >= _settings.PARALLEL_MIN_WORK:
         return "parallel"
@@ -171,11 +172,12 @@ class CompiledTrainer(EpochRunner):
     def _driver(self, X):
         return self._drivers[1] if isinstance(X, CSRInput) else self._drivers[0]
 
-    def needs_compiling(self, X):
-        """Whether the epoch driver for ``X`` has not run in this process yet (it then compiles or loads)."""
-        return not self._driver(X).signatures
+    def needs_compiling(self, X, step_rates=False):
+        """Whether the epoch driver for ``X`` (with per-step rates or not) has not run in this process yet."""
+        run = self._driver(X)
+        return not any(isinstance(sig[-4], numba.types.Array) == step_rates for sig in run.signatures)
 
-    def prepare(self, X, T, order, sw=None):
+    def prepare(self, X, T, order, sw=None, step_rates=False):
         """Compile (or load from the cache) the epoch driver for these arguments, running no minibatch.
 
         Returns
@@ -185,7 +187,7 @@ class CompiledTrainer(EpochRunner):
         """
         run = self._driver(X)
         before = (sum(run.stats.cache_hits.values()), sum(run.stats.cache_misses.values()), len(run.signatures))
-        self.run_batches(X, T, order, sw, 0, 0, None, np.zeros(N_STATS))
+        self.run_batches(X, T, order, sw, 0, 0, np.zeros(0) if step_rates else None, np.zeros(N_STATS))
         hits, misses = sum(run.stats.cache_hits.values()), sum(run.stats.cache_misses.values())
         if len(run.signatures) == before[2]:
             return "ready"
@@ -276,11 +278,11 @@ class NumpyTrainer(EpochRunner):
         self.seed = int(seed)
         self.stats = np.zeros(N_STATS)
 
-    def needs_compiling(self, X):
+    def needs_compiling(self, X, step_rates=False):
         """Nothing here is compiled."""
         return False
 
-    def prepare(self, X, T, order, sw=None):
+    def prepare(self, X, T, order, sw=None, step_rates=False):
         """Nothing to compile: ``"ready"``."""
         return "ready"
 

@@ -236,3 +236,36 @@ def test_summary_lists_the_layers():
     assert lines[0] == "MLP, loss softmax_cross_entropy, float64"
     assert any(line.split()[:6] == ["1", "5", "9", "tanh", "0.25", "54"] for line in lines)
     assert lines[-1] == "total parameters: 148"  # 5*9+9 + 9*7+7 + 7*3+3
+
+
+def test_auto_keeps_host_only_features_on_the_cpu_backends(monkeypatch):
+    """With a GPU present and a large minibatch, "auto" does not choose cuda for what cuda cannot do."""
+    from fastbp import _settings
+
+    monkeypatch.setattr(training.cuda, "real_device_available", lambda: True)
+    monkeypatch.setattr(_settings, "CUDA_MIN_WORK", 1)
+    X, y = _data()
+    assert training.choose_backend("auto", [5, 9, 7, 3], 32) == "cuda"
+    for kwargs, fit_kwargs in [(dict(dropout=0.2), {}), ({}, dict(clip_grad_norm=1.0)),
+                               ({}, dict(lr_schedule=schedules.StepLR(1, interval="step")))]:
+        history = _model(**kwargs).fit(X, y, epochs=1, **fit_kwargs)
+        assert history["backend"] in ("cpu", "parallel")
+
+
+def test_a_diverged_epoch_takes_the_schedule_and_the_rate_back_too():
+    X, y = _data()
+    model = fastbp.MLP([5, 9, 1], activation="relu", loss="mse", dtype=np.float64, seed=0)
+    schedule = schedules.ExponentialLR(0.99, interval="step")
+    opt = fastbp.SGD(lr=1e3)  # diverges in the first epoch
+    with pytest.raises(fastbp.DivergedError):
+        model.fit(X, y, epochs=3, optimizer=opt, lr_schedule=schedule)
+    assert schedule.last_epoch == 0 and opt.lr == 1e3 and opt.step[0] == 0
+
+
+def test_plateau_watching_a_figure_the_epochs_lack_is_refused_before_training():
+    X, y = _data()
+    model = _model()
+    before = model.theta.copy()
+    with pytest.raises(ValueError, match="monitors 'val_loss', which the epochs will not report"):
+        model.fit(X, y, lr_schedule=schedules.ReduceLROnPlateau(monitor="val_loss"))
+    np.testing.assert_array_equal(model.theta, before)
