@@ -11,6 +11,7 @@ from . import training
 from ._validation import as_positive_int
 from .network import per_hidden_layer
 from .optim import Optimizer
+from .schedules import Schedule
 
 
 def check_fit_arguments(network, validation_data, epochs, batch_size, backend, optimizer, callbacks, patience,
@@ -181,8 +182,6 @@ def check_dropout(dropout, n_hidden):
 
 def check_schedule(lr_schedule):
     """``lr_schedule`` as a :class:`fastbp.schedules.Schedule`, or None."""
-    from .schedules import Schedule
-
     if lr_schedule is not None and not isinstance(lr_schedule, Schedule):
         raise TypeError(f"lr_schedule must be a schedule of fastbp.schedules (e.g. StepLR(10)), got {lr_schedule!r}")
     return lr_schedule

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from . import training
+from . import _settings, training
 from ._validation import as_bool, as_penalty, as_sample_weight
 from .fitting import (
     CLASSIFICATION_LOSSES,
@@ -412,8 +412,6 @@ class MLP:
     @staticmethod
     def _prepare(trainer, progress, X, T, sw, step_schedule):
         """Compile or load the epoch kernels before the first epoch, saying so when verbose."""
-        from . import _settings
-
         progress.message("preparing the training kernels: compiled on a first run (some seconds), loaded from the "
                          "kernel cache after that ...")
         t0 = time.perf_counter()

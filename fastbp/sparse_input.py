@@ -1,12 +1,12 @@
 """Sparse inputs: a SciPy sparse matrix, checked once and held as the CSR arrays the kernels read."""
 
+import sys
+
 import numpy as np
 
 
 def is_sparse(X):
     """Whether ``X`` is a SciPy sparse matrix or array (SciPy is imported only if already loaded)."""
-    import sys
-
     sparse = sys.modules.get("scipy.sparse")
     return sparse is not None and sparse.issparse(X)
 

@@ -24,6 +24,7 @@ runs (:func:`fastbp.kernels.threads.blas_threads`); parallel epochs take turns
 """
 
 import contextlib
+import inspect
 import time
 
 import numba
@@ -38,6 +39,8 @@ from .sparse_input import CSRInput
 BACKENDS = ("auto", "numpy", "cpu", "parallel", "cuda")
 _PREDICT_BLOCK = 1024  # rows per compiled forward call: bounds the workspace of a large predict
 _NO_ROWS = np.zeros(0, dtype=np.int64)  # dense input: the drivers take its rows in order
+# Where the per-step learning rates stand among the epoch driver's arguments (an array, or None).
+_RATES_ARG = list(inspect.signature(driver._train_epoch).parameters).index("lrs")
 
 
 def choose_backend(backend, sizes, batch_size, allow_cuda=True):
@@ -68,11 +71,6 @@ def choose_backend(backend, sizes, batch_size, allow_cuda=True):
 #: Seconds one call of a trainer should take at most, about: an epoch runs as calls of as many minibatches as
 #: fit in that time, so that progress can be shown and Ctrl-C answered between them.
 CALL_SECONDS = 0.1
-
-
-def n_rows(X):
-    """Samples in ``X``: a dense array, or a :class:`~fastbp.sparse_input.CSRInput`."""
-    return X.shape[0]
 
 
 class EpochRunner:
@@ -107,7 +105,7 @@ class EpochRunner:
         on_progress : callable, optional
             Called between calls as ``on_progress(samples_seen, mean_loss_so_far)``.
         """
-        n_batches = -(-n_rows(X) // self.batch_size)
+        n_batches = -(-X.shape[0] // self.batch_size)
         stats = self.stats  # allocated once, with the workspaces
         stats[:] = 0.0
         done = 0
@@ -175,7 +173,7 @@ class CompiledTrainer(EpochRunner):
     def needs_compiling(self, X, step_rates=False):
         """Whether the epoch driver for ``X`` (with per-step rates or not) has not run in this process yet."""
         run = self._driver(X)
-        return not any(isinstance(sig[-4], numba.types.Array) == step_rates for sig in run.signatures)
+        return not any(isinstance(sig[_RATES_ARG], numba.types.Array) == step_rates for sig in run.signatures)
 
     def prepare(self, X, T, order, sw=None, step_rates=False):
         """Compile (or load from the cache) the epoch driver for these arguments, running no minibatch.
@@ -302,7 +300,7 @@ class NumpyTrainer(EpochRunner):
         state = {"step": int(opt.step[0]), "m": mWs + mbs, "v": vWs + vbs}
         settings = opt.settings()
         norm = net.row_divisor
-        n = n_rows(X)
+        n = X.shape[0]
         for b, start in enumerate(range(first * self.batch_size, min(last * self.batch_size, n), self.batch_size)):
             idx = order[start:start + self.batch_size]
             Xb = X.dense_rows(idx) if isinstance(X, CSRInput) else X[idx]
@@ -386,7 +384,7 @@ def loss_and_grad(network, theta, X, T, sw, l2):
     loss : float
     grad : ndarray, shape (n_params,)
     """
-    rows = n_rows(X)
+    rows = X.shape[0]
     width = network.workspace_width(rows)
     bufs = [np.empty(width, dtype=network.dtype) for _ in range(3)]
     grad = np.empty_like(theta)
@@ -398,7 +396,7 @@ def loss_and_grad(network, theta, X, T, sw, l2):
 
 def output_logits(network, theta, X):
     """The output layer's pre-activations of checked inputs ``X``, shape ``(n, n_outputs)``."""
-    n = n_rows(X)
+    n = X.shape[0]
     block = min(_PREDICT_BLOCK, n)
     width = network.workspace_width(block)
     zbuf, abuf = np.empty(width, dtype=network.dtype), np.empty(width, dtype=network.dtype)
@@ -411,5 +409,5 @@ def output_logits(network, theta, X):
 def _full_batch(dense, sparse, X):
     """The driver for ``X`` (dense or sparse), its input arrays, and the row ids the sparse variant reads."""
     if isinstance(X, CSRInput):
-        return sparse, X.arrays, np.arange(n_rows(X), dtype=np.int64)
+        return sparse, X.arrays, np.arange(X.shape[0], dtype=np.int64)
     return dense, X, _NO_ROWS

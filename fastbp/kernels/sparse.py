@@ -26,6 +26,7 @@ from .compile import jit, serial_and_parallel
 from .dense import _column_sums, _span, _task_count
 
 
+@jit(inline="always")
 def _check_csr(name, indptr, indices, rows, d_in, n_out):
     """Refuse rows outside ``X`` and stored columns outside ``W``, before anything is written."""
     if n_out != rows.shape[0]:
@@ -38,8 +39,6 @@ def _check_csr(name, indptr, indices, rows, d_in, n_out):
             if indices[q] < 0 or indices[q] >= d_in:
                 raise ValueError(f"{name}: X has a column index beyond the rows of W (or gW)")
 
-
-_check_csr = jit(inline="always")(_check_csr)
 
 
 @jit(inline="always")
