@@ -86,7 +86,8 @@ class Optimizer:
         """
         return {"lr": self.lr, "momentum": getattr(self, "momentum", 0.0),
                 "nesterov": getattr(self, "nesterov", False), "weight_decay": self.weight_decay,
-                "betas": getattr(self, "betas", (0.9, 0.999)), "eps": getattr(self, "eps", 1e-8)}
+                "betas": getattr(self, "betas", (0.9, 0.999)), "eps": getattr(self, "eps", 1e-8),
+                "eps_hat": getattr(self, "eps_hat", False)}
 
     def hyperparameters(self):
         """The float64 array of hyperparameters read by the compiled update."""
@@ -98,6 +99,7 @@ class Optimizer:
         h[layout.H_NESTEROV] = float(s["nesterov"])
         h[layout.H_BETA1], h[layout.H_BETA2] = s["betas"]
         h[layout.H_EPS] = s["eps"]
+        h[layout.H_EPS_HAT] = float(s["eps_hat"])
         return h
 
     def bind(self, n_params, dtype):
@@ -253,20 +255,29 @@ class Adam(Optimizer):
         Added to the denominator.
     weight_decay : float, default 0
         L2 penalty added to the gradient.
+    eps_hat : bool, default False
+        False: PyTorch's ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+        True: ``eps`` is added before the bias correction, as in Kingma and
+        Ba's efficient form ``p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``,
+        which scikit-learn and Keras use. The two differ only where
+        ``sqrt(v)`` is near ``eps``.
 
     Examples
     --------
     >>> import fastbp
     >>> fastbp.Adam(lr=3e-4)
-    Adam(lr=0.0003, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+    Adam(lr=0.0003, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, eps_hat=False)
     """
 
     code = layout.ADAM
     name = "adam"
-    _arg_names = ("lr", "betas", "eps", "weight_decay")
+    _arg_names = ("lr", "betas", "eps", "weight_decay", "eps_hat")
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, eps_hat=False):
         super().__init__()
+        if not isinstance(eps_hat, (bool, np.bool_)):
+            raise TypeError(f"eps_hat must be True or False, got {eps_hat!r}")
+        self.eps_hat = bool(eps_hat)
         self.lr = _check_number("lr", lr, low_inclusive=False)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
@@ -285,16 +296,18 @@ class AdamW(Adam):
     eps : float, default 1e-8
     weight_decay : float, default 1e-2
         Decoupled weight decay (PyTorch's default).
+    eps_hat : bool, default False
+        As for :class:`Adam`.
 
     Examples
     --------
     >>> import fastbp
     >>> fastbp.AdamW(weight_decay=0.05)
-    AdamW(lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.05)
+    AdamW(lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.05, eps_hat=False)
     """
 
     code = layout.ADAMW
     name = "adamw"
 
-    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, eps_hat=False):
+        super().__init__(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, eps_hat=eps_hat)

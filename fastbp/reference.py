@@ -223,7 +223,7 @@ def clip_grad_norm(gWs, gbs, max_norm):
 
 
 def optimizer_step(kind, params, grads, state, lr, momentum=0.0, nesterov=False, weight_decay=0.0,
-                   betas=(0.9, 0.999), eps=1e-8):
+                   betas=(0.9, 0.999), eps=1e-8, eps_hat=False):
     """One ``torch.optim`` step on a list of arrays, in place.
 
     Parameters
@@ -232,6 +232,9 @@ def optimizer_step(kind, params, grads, state, lr, momentum=0.0, nesterov=False,
     params, grads : list of ndarray
     state : dict
         Optimizer state, created on first use: ``"step"`` and per-array ``"m"``/``"v"``.
+    eps_hat : bool
+        Adam's ``eps`` added to ``sqrt(v)`` before the bias correction
+        (Kingma and Ba's efficient form, scikit-learn's and Keras's).
     """
     step = state["step"] = state.get("step", 0) + 1
     ms = state.setdefault("m", [np.zeros_like(p) for p in params])
@@ -255,4 +258,5 @@ def optimizer_step(kind, params, grads, state, lr, momentum=0.0, nesterov=False,
         v *= c(b2)
         v += c(1 - b2) * g * g
         step_size = c(lr / (1 - b1 ** step))
-        p -= step_size * m / (np.sqrt(v) / c(np.sqrt(1 - b2 ** step)) + c(eps))
+        bc2_sqrt = np.sqrt(1 - b2 ** step)
+        p -= step_size * m / (np.sqrt(v) / c(bc2_sqrt) + c(eps / bc2_sqrt if eps_hat else eps))

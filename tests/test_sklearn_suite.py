@@ -23,12 +23,9 @@ _SUITE = "sklearn.neural_network.tests.test_mlp"
 _IMPORT = "from sklearn.neural_network import MLPClassifier, MLPRegressor"
 _SWAPPED = "from fastbp.sklearn import MLPClassifier, MLPRegressor"
 
-#: scikit-learn's tests that fastbp does not pass, by test name (all parametrisations) or node name.
-EXPECTED_FAILURES = {
-    "test_mlp_regressor_dtypes_casting": (
-        "chance: the float32 and float64 fits agree to 2e-6 absolute (scikit-learn's own pair to 5e-6), but with "
-        "fastbp's shuffling one prediction lands at 1.4e-4, where the test's rtol=5e-4 allows only 7e-8"),
-}
+#: scikit-learn's tests that fastbp does not pass, by test name (all parametrisations) or node name: none now.
+#: A name added here runs as a strict xfail, with its reason.
+EXPECTED_FAILURES = {}
 
 
 def _suite_source():

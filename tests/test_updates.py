@@ -14,7 +14,7 @@ from fastbp import reference
 from fastbp.kernels import layout, updates
 
 
-def make_hyper(lr, momentum=0.0, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8, nesterov=False):
+def make_hyper(lr, momentum=0.0, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8, nesterov=False, eps_hat=False):
     h = np.zeros(layout.N_HYPER, dtype=np.float64)
     h[layout.H_LR] = lr
     h[layout.H_MOMENTUM] = momentum
@@ -22,6 +22,7 @@ def make_hyper(lr, momentum=0.0, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8,
     h[layout.H_BETA1], h[layout.H_BETA2] = betas
     h[layout.H_EPS] = eps
     h[layout.H_NESTEROV] = 1.0 if nesterov else 0.0
+    h[layout.H_EPS_HAT] = 1.0 if eps_hat else 0.0
     return h
 
 
@@ -136,6 +137,8 @@ OPT_CASES = {
     "adam_weight_decay": dict(kind="adam", lr=1e-2, weight_decay=0.05, betas=(0.8, 0.99), eps=1e-6),
     "adamw": dict(kind="adamw", lr=1e-2, weight_decay=0.01),
     "adamw_betas": dict(kind="adamw", lr=3e-3, weight_decay=0.1, betas=(0.5, 0.9), eps=1e-5),
+    "adam_eps_hat": dict(kind="adam", lr=1e-2, eps=0.3, eps_hat=True),
+    "adamw_eps_hat": dict(kind="adamw", lr=1e-2, weight_decay=0.01, betas=(0.8, 0.99), eps=0.1, eps_hat=True),
 }
 OPT_CODES = {"sgd": layout.SGD, "adam": layout.ADAM, "adamw": layout.ADAMW}
 
@@ -150,7 +153,8 @@ def test_update_matches_reference_optimizer(dtype, case):
     theta0 = rng.standard_normal(P).astype(dtype)
     grads = [rng.standard_normal(P).astype(dtype) for _ in range(5)]
     hyper = make_hyper(cfg["lr"], cfg.get("momentum", 0.0), cfg.get("weight_decay", 0.0),
-                       cfg.get("betas", (0.9, 0.999)), cfg.get("eps", 1e-8), cfg.get("nesterov", False))
+                       cfg.get("betas", (0.9, 0.999)), cfg.get("eps", 1e-8), cfg.get("nesterov", False),
+                       cfg.get("eps_hat", False))
 
     # Update in two spans per step, [0, 13) then [13, P), as the parallel driver splits the vector.
     theta = theta0.copy()
@@ -187,3 +191,23 @@ def test_update_of_a_span_touches_only_that_span(code):
     # Inside the span, the same as updating the whole vector.
     full, _, _ = run_steps(code, theta0, [g, g], hyper)
     np.testing.assert_allclose(theta[3:7], full[3:7], rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_adam_eps_hat_is_scikit_learns_adam(dtype):
+    """eps_hat=True follows scikit-learn's AdamOptimizer step for step; without it, eps acts differently."""
+    sk_optim = pytest.importorskip("sklearn.neural_network._stochastic_optimizers")
+    rng = np.random.default_rng(5)
+    theta0 = rng.standard_normal(29)
+    grads = [1e-3 * rng.standard_normal(29) for _ in range(6)]
+    sk_theta = theta0.copy()
+    sk = sk_optim.AdamOptimizer([sk_theta], learning_rate_init=0.01, beta_1=0.8, beta_2=0.95, epsilon=1e-3)
+    results = {}
+    for eps_hat in (True, False):
+        hyper = make_hyper(0.01, betas=(0.8, 0.95), eps=1e-3, eps_hat=eps_hat)
+        theta, _, _ = run_steps(layout.ADAM, theta0.astype(dtype), [g.astype(dtype) for g in grads], hyper)
+        results[eps_hat] = theta
+    for g in grads:
+        sk.update_params([sk_theta], [g])
+    np.testing.assert_allclose(results[True], sk_theta, **tol(dtype))
+    assert np.abs(results[False] - sk_theta).max() > 1e-4  # the torch form is another rule here

@@ -55,7 +55,8 @@ H_BETA1 = 3
 H_BETA2 = 4
 H_EPS = 5
 H_NESTEROV = 6
-N_HYPER = 7
+H_EPS_HAT = 7  # 1.0: eps added before Adam's second-moment bias correction (scikit-learn, Keras)
+N_HYPER = 8
 
 # ----------------------------------------------------------------------------- activations
 IDENTITY = 0

@@ -6,7 +6,10 @@ The rules are those of ``torch.optim`` (single-tensor implementation):
   ``buf`` starts at 0, which equals PyTorch's first-step ``buf = d``), then
   ``d = d + mu buf`` (Nesterov) or ``d = buf``; ``p -= lr d``.
 - ``ADAM``: ``g = g + wd p``; ``m = m + (1 - b1)(g - m)``; ``v = b2 v + (1 - b2) g^2``;
-  ``p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+  ``p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)``. With the
+  ``H_EPS_HAT`` flag, ``eps`` is divided by ``sqrt(1 - b2^t)`` too, which is
+  Kingma and Ba's ``p -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)``
+  (scikit-learn's and Keras's form).
 - ``ADAMW``: ``p *= 1 - lr wd`` first, then the Adam step without ``wd``.
 
 Hyperparameters travel in one float64 array indexed by the ``H_*`` constants
@@ -17,7 +20,7 @@ Python-float hyperparameters, and everything else in the parameter dtype.
 import math
 
 from .compile import jit
-from .layout import ADAMW, H_BETA1, H_BETA2, H_EPS, H_LR, H_MOMENTUM, H_NESTEROV, H_WEIGHT_DECAY, SGD
+from .layout import ADAMW, H_BETA1, H_BETA2, H_EPS, H_EPS_HAT, H_LR, H_MOMENTUM, H_NESTEROV, H_WEIGHT_DECAY, SGD
 
 
 @jit
@@ -63,11 +66,12 @@ def update(code, theta, g, m, v, hyper, step):
                 theta[i] -= lr * buf
         return
     b2 = dt(hyper[H_BETA2])
-    eps = dt(hyper[H_EPS])
     one_minus_b1 = dt(1.0 - hyper[H_BETA1])
     one_minus_b2 = dt(1.0 - hyper[H_BETA2])
     step_size = dt(hyper[H_LR] / (1.0 - hyper[H_BETA1] ** step))
-    bc2_sqrt = dt(math.sqrt(1.0 - hyper[H_BETA2] ** step))
+    bc2_sqrt64 = math.sqrt(1.0 - hyper[H_BETA2] ** step)
+    bc2_sqrt = dt(bc2_sqrt64)
+    eps = dt(hyper[H_EPS] / bc2_sqrt64) if hyper[H_EPS_HAT] != 0 else dt(hyper[H_EPS])
     if code == ADAMW:
         decay = dt(1.0 - hyper[H_LR] * hyper[H_WEIGHT_DECAY])
         for i in range(n):

@@ -16,7 +16,7 @@ import scipy.special
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, shuffle
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..kernels.layout import LOSSES, row_divisor
@@ -141,7 +141,7 @@ class _Schedule:
                                  nesterov=bool(estimator.nesterovs_momentum and estimator.momentum > 0))
         else:
             self.optimizer = Adam(lr=estimator.learning_rate_init, betas=(estimator.beta_1, estimator.beta_2),
-                                  eps=estimator.epsilon * c)
+                                  eps=estimator.epsilon * c, eps_hat=True)
 
     def _fastbp_lr(self):
         return self.learning_rate / self.c if self.solver == "sgd" else self.learning_rate_init
@@ -178,6 +178,28 @@ class _Schedule:
         if verbose:
             print(f"{msg} Setting learning rate to {self.learning_rate:f}")
         return False
+
+
+class _SampleOrder:
+    """scikit-learn's epoch orders, as a stand-in for the shuffling generator of a :class:`~fastbp.MLP`.
+
+    scikit-learn shuffles its index vector again each epoch with
+    ``sklearn.utils.shuffle`` and the estimator's ``random_state``, so that
+    each order is a permutation of the last one. :meth:`fastbp.MLP.fit` asks
+    its generator for ``permutation(n)`` once an epoch; this object answers
+    with scikit-learn's next order, so the two trajectories are the same.
+    """
+
+    def __init__(self, n, random_state):
+        self.order = np.arange(n, dtype=np.int64)
+        self.random_state = random_state
+
+    def permutation(self, n):
+        """The next epoch's order of the ``n`` training samples."""
+        if n != self.order.shape[0]:
+            raise ValueError(f"this order is for {self.order.shape[0]} samples, not {n}")
+        self.order = shuffle(self.order, random_state=self.random_state)
+        return self.order
 
 
 class _LbfgsObjective:
@@ -354,14 +376,11 @@ class _BaseMLP(BaseEstimator):
             self.best_validation_score_ = None
             self.best_loss_ = np.inf
 
-    def _model(self, dtype, seed=None):
-        """A fastbp :class:`~fastbp.MLP` of ``dtype`` holding the current ``coefs_`` and ``intercepts_``.
-
-        ``seed`` seeds the model's shuffling (its initial weights are replaced).
-        """
+    def _model(self, dtype):
+        """A fastbp :class:`~fastbp.MLP` of ``dtype`` holding the current ``coefs_`` and ``intercepts_``."""
         units = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
         model = MLP(units, activation=_ACTIVATIONS[self.activation], loss=self._fastbp_loss, dtype=dtype,
-                    seed=seed)
+                    seed=0)
         if len(self.intercepts_) != len(self.coefs_):
             raise ValueError(f"coefs_ and intercepts_ must have one array per layer, got "
                              f"{len(self.coefs_)} and {len(self.intercepts_)}")
@@ -490,7 +509,9 @@ class _BaseMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n_train))
         n_batches = -(-n_train // batch_size)
 
-        model = self._model(dtype, seed=int(rs.randint(np.iinfo(np.int32).max)))  # shuffling from random_state
+        model = self._model(dtype)
+        if self.shuffle:
+            model._rng = _SampleOrder(n_train, rs)  # scikit-learn's shuffles, drawn from the same random_state
         total_weight = n_train if sample_weight is None else float(sample_weight.sum())
         self._poisson_offset = _poisson_offset(Y, sample_weight) if self._fastbp_loss == "poisson" else 0.0
         last_epoch = 1 if incremental else self.max_iter
