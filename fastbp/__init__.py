@@ -12,6 +12,7 @@ Examples
 """
 
 from .gradcheck import gradcheck
+from .lbfgs import LBFGS
 from .model import MLP, DivergedError
 from .network import Network
 from .optim import SGD, Adam, AdamW, Optimizer
@@ -19,5 +20,5 @@ from .plotting import plot_history
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "SGD", "Adam", "AdamW", "DivergedError", "Network", "Optimizer", "gradcheck", "plot_history",
+__all__ = ["MLP", "SGD", "Adam", "AdamW", "LBFGS", "DivergedError", "Network", "Optimizer", "gradcheck", "plot_history",
            "__version__"]

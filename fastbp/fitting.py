@@ -9,6 +9,7 @@ import numpy as np
 
 from . import training
 from ._validation import as_positive_int
+from .lbfgs import LBFGS
 from .network import per_hidden_layer
 from .optim import Optimizer
 from .schedules import Schedule
@@ -29,8 +30,8 @@ def check_fit_arguments(network, validation_data, epochs, batch_size, backend, o
     batch_size = as_positive_int("batch_size", batch_size)
     if backend not in training.BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {list(training.BACKENDS)}")
-    if optimizer is not None and not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be a fastbp optimizer (SGD, Adam, AdamW), got {optimizer!r}")
+    if optimizer is not None and not isinstance(optimizer, (Optimizer, LBFGS)):
+        raise TypeError(f"optimizer must be a fastbp optimizer (SGD, Adam, AdamW, LBFGS), got {optimizer!r}")
     callbacks = _check_callbacks(callbacks)
     if patience is not None:
         patience = as_positive_int("patience", patience)

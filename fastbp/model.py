@@ -22,6 +22,7 @@ from .fitting import (
     early_stopping_message,
     new_history,
 )
+from .lbfgs import LBFGS
 from .network import INITS, Network
 from .optim import Adam
 from .persistence import DTYPES, LOAD_ERRORS, read_model_file, write_model_file
@@ -192,9 +193,13 @@ class MLP:
         batch_size : int, default 32
             The last minibatch of an epoch may be smaller; each minibatch's
             loss is its own mean.
-        optimizer : Optimizer, optional
+        optimizer : Optimizer or LBFGS, optional
             Defaults to the optimizer of the previous ``fit`` (its state
             continues), or a new :class:`~fastbp.Adam` on the first call.
+            :class:`~fastbp.LBFGS` trains on the whole set at once instead:
+            each epoch is then one L-BFGS iteration, ``batch_size`` and
+            ``shuffle`` are unused, and ``lr_schedule``, ``clip_grad_norm``,
+            dropout and the ``parallel`` and ``cuda`` backends are refused.
         shuffle : bool, default True
             Visit samples in a new random order each epoch, drawn from the
             model's seeded generator. ``False`` takes minibatches in order.
@@ -308,6 +313,10 @@ class MLP:
         n = X.shape[0]
         progress = Progress(verbose, epochs, n)
         stopper = EarlyStopping(patience, min_delta, restore_best_weights, "val_loss" if val is not None else "loss")
+        opt = optimizer or self.optimizer or Adam()
+        if isinstance(opt, LBFGS):
+            return self._fit_lbfgs(opt, X, T, sw, l2, val, epochs, backend, callbacks, stopper, progress, schedule,
+                                   clip)
         rows = min(batch_size, n)  # a minibatch never holds more than n rows, so neither do the workspaces
         step_schedule = schedule is not None and schedule.interval == "step"
         host_only = isinstance(X, CSRInput) or step_schedule or clip is not None or any(self.dropout)
@@ -317,7 +326,6 @@ class MLP:
             raise ValueError("backend='cuda' does not support sparse X, per-step schedules, dropout or "
                              "clip_grad_norm yet; use backend='cpu' or 'parallel'")
         check_monitor(schedule, val is not None, self.loss in CLASSIFICATION_LOSSES)
-        opt = optimizer or self.optimizer or Adam()
         opt.bind(self.n_params, self.dtype)
         trainer = training.make_trainer(resolved, self.network, self.theta, opt, rows, l2, self.dropout + [0.0], clip,
                                         self._mask_seed, sparse=isinstance(X, CSRInput))
@@ -409,6 +417,65 @@ class MLP:
             if stopped_early or stop:
                 break
 
+    def _fit_lbfgs(self, opt, X, T, sw, l2, val, epochs, backend, callbacks, stopper, progress, schedule, clip):
+        """``fit`` with :class:`~fastbp.LBFGS`: one full-batch L-BFGS run, an epoch per iteration (see :meth:`fit`)."""
+        if schedule is not None or clip is not None or any(self.dropout):
+            raise ValueError("LBFGS is a full-batch optimizer without a learning rate: lr_schedule, clip_grad_norm "
+                             "and dropout do not apply to it (use SGD, Adam or AdamW for them)")
+        if backend not in ("auto", "cpu", "numpy"):
+            raise ValueError(f"LBFGS runs on backend='cpu' (or 'auto', or 'numpy'), got backend={backend!r}: its "
+                             "full-batch evaluations use the BLAS's threads already")
+        resolved = "numpy" if backend == "numpy" else "cpu"
+        objective = training.FullBatchObjective(self.network, self.theta, X, T, sw, l2, backend=resolved)
+        self.optimizer = opt
+        classify = self.loss in CLASSIFICATION_LOSSES
+        history = self.history = new_history(resolved, classify=classify, validation=val is not None)
+        theta_before = self.theta.copy()
+        n = X.shape[0]
+        clock = {"start": time.perf_counter(), "evaluations": 0}
+        best_epoch = None
+
+        with deferred_interrupt() as check_interrupt:
+            def evaluate():
+                result = objective()
+                clock["evaluations"] += 1
+                check_interrupt()
+                return result
+
+            def on_iteration(epoch, loss):
+                nonlocal best_epoch
+                seconds = time.perf_counter() - clock["start"]
+                rate = n * clock["evaluations"] / seconds if seconds > 0 else float("inf")
+                clock["start"], clock["evaluations"] = time.perf_counter(), 0
+                if not np.isfinite(loss):
+                    return True  # L-BFGS-B's line search does not accept such a point; stop as a guard
+                accuracy = None
+                if classify:
+                    if not np.array_equal(objective.evaluated_at, self.theta):
+                        objective()  # the accepted point was not the last one evaluated
+                    accuracy = objective.correct / (n * self.network.row_divisor)
+                logs = self._epoch_logs(loss, accuracy, val, rate)
+                for key, value in logs.items():
+                    history[key].append(value)
+                progress.end_epoch(epoch, logs)
+                stop = callbacks_say_stop(callbacks, epoch - 1, logs)
+                best_before = stopper.best
+                stopped_early = stopper.update(logs, self.theta, opt)
+                if stopper.best != best_before:
+                    best_epoch = epoch
+                if stopped_early:
+                    progress.message(early_stopping_message(epoch, stopper, best_epoch))
+                check_interrupt()
+                return stopped_early or stop
+
+            opt.minimize(evaluate, self.theta, epochs, on_iteration)
+        if not np.isfinite(self.theta).all():
+            self.theta[...] = theta_before
+            raise DivergedError("L-BFGS reached non-finite weights; the model keeps the weights it had before "
+                                "this fit", history)
+        stopper.restore(self.theta, opt)
+        return history
+
     @staticmethod
     def _prepare(trainer, progress, X, T, sw, step_schedule):
         """Compile or load the epoch kernels before the first epoch, saying so when verbose."""
@@ -442,7 +509,17 @@ class MLP:
         -------
         dict
             The history of that single epoch.
+
+        Raises
+        ------
+        ValueError
+            With :class:`~fastbp.LBFGS` (given, or left from an earlier
+            ``fit``): it is a full-batch optimizer, so one pass is not a
+            step of it; call ``fit`` instead.
         """
+        if isinstance(optimizer if optimizer is not None else self.optimizer, LBFGS):
+            raise ValueError("partial_fit takes minibatch steps; LBFGS is a full-batch optimizer: use fit, or "
+                             "pass optimizer=SGD(...), Adam() or AdamW()")
         return self.fit(X, y, epochs=1, batch_size=batch_size, optimizer=optimizer, shuffle=shuffle,
                         backend=backend, sample_weight=sample_weight, l2=l2)
 

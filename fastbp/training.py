@@ -394,6 +394,102 @@ def loss_and_grad(network, theta, X, T, sw, l2):
     return float(loss), grad
 
 
+#: Rows per compiled call of :class:`FullBatchObjective`: bounds its workspaces (three of rows x the layers' widths).
+FULL_BATCH_ROWS = 8192
+
+
+class FullBatchObjective:
+    """The mean loss over a whole data set and its gradient at the current parameters, for full-batch optimizers.
+
+    Workspaces are allocated once. The rows are taken in blocks of
+    ``block_rows``, one compiled call each (``backend="cpu"``), or in one
+    NumPy reference evaluation (``backend="numpy"``); the blocks' weighted
+    means and gradients are combined and the ``l2`` penalty added once, so
+    the result is that of one minibatch of all the rows, to rounding.
+
+    Parameters
+    ----------
+    network : Network
+    theta : ndarray, shape (n_params,)
+        The parameters, read at each call (write new values into it first).
+    X, T : ndarray or CSRInput, ndarray
+        Checked data.
+    sw : ndarray, shape (n,), or None
+        Sample weights.
+    l2 : float
+    backend : {"cpu", "numpy"}
+    block_rows : int
+    """
+
+    def __init__(self, network, theta, X, T, sw, l2, backend="cpu", block_rows=FULL_BATCH_ROWS):
+        self.network, self.theta, self.X, self.T, self.l2, self.backend = network, theta, X, T, float(l2), backend
+        n = X.shape[0]
+        self.sw = sw
+        weights = np.ones(n) if sw is None else sw.astype(np.float64)
+        self.blocks = [(a, min(a + block_rows, n)) for a in range(0, n, block_rows)]
+        self.block_weights = [float(weights[a:b].sum()) for a, b in self.blocks]
+        self.total_weight = float(sum(self.block_weights))
+        self.grad = np.empty_like(theta)
+        self.correct, self.evaluated_at = 0.0, None
+        if backend == "cpu":
+            rows = min(block_rows, n)
+            self._bufs = [np.empty(network.workspace_width(rows), dtype=network.dtype) for _ in range(3)]
+            self._block_grad = np.empty_like(theta)
+            self._no_weights = np.zeros(0, dtype=network.dtype)
+            self._run, self._data, self._ids = _full_batch(driver.loss_and_grad, driver.loss_and_grad_sparse, X)
+
+    def __call__(self):
+        """``(loss, grad)`` at the current ``theta``; ``grad`` is a buffer overwritten by the next call.
+
+        The count of correct predictions at the same parameters (for the
+        classification losses; see :func:`correct_count`) is left in
+        ``self.correct``, and a copy of those parameters in ``self.evaluated_at``.
+        """
+        self.evaluated_at = self.theta.copy()
+        if self.backend == "numpy":
+            return self._reference()
+        net, grad = self.network, self.grad
+        grad[...] = 0
+        loss = 0.0
+        self.correct = 0.0
+        for (a, b), weight in zip(self.blocks, self.block_weights):
+            if self._data is self.X:
+                data, ids = self.X[a:b], self._ids
+            else:
+                data, ids = self._data, self._ids[a:b]
+            # a block of zero weights adds nothing but its predictions (run unweighted for those alone)
+            sw = self._no_weights if self.sw is None or weight == 0 else self.sw[a:b]
+            block_loss, correct = self._run(data, ids, self.T[a:b], sw, self.theta, net.layer_table(b - a),
+                                            net.loss_code, 0.0, *self._bufs, self._block_grad)
+            self.correct += correct
+            if weight == 0:
+                continue
+            share = weight / self.total_weight
+            loss += share * float(block_loss)
+            grad += net.dtype.type(share) * self._block_grad if len(self.blocks) > 1 else self._block_grad
+        Ws, _ = net.unflatten(self.theta)
+        gWs, _ = net.unflatten(grad)
+        if self.l2:
+            for W, gW in zip(Ws, gWs):
+                gW += net.dtype.type(self.l2 / self.total_weight) * W
+            loss += reference.l2_penalty(Ws, self.l2, self.total_weight)
+        return loss, grad
+
+    def _reference(self):
+        net = self.network
+        X = self.X.dense_rows(np.arange(self.X.shape[0])) if isinstance(self.X, CSRInput) else self.X
+        Ws, bs = net.unflatten(self.theta)
+        Zs, As = reference.forward(X, Ws, bs, net.activations)
+        loss = (reference.loss_value(net.loss, Zs[-1], self.T, self.sw)
+                + reference.l2_penalty(Ws, self.l2, self.total_weight))
+        gWs, gbs = reference.backward(X, self.T, Ws, Zs, As, net.activations, net.loss, self.sw, self.l2)
+        self.correct = correct_count(net.loss, Zs[-1], self.T)
+        gW_views, gb_views = net.unflatten(self.grad)
+        for view, g in zip(gW_views + gb_views, gWs + gbs):
+            view[...] = g
+        return float(loss), self.grad
+
+
 def output_logits(network, theta, X):
     """The output layer's pre-activations of checked inputs ``X``, shape ``(n, n_outputs)``."""
     n = X.shape[0]

@@ -19,10 +19,11 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, shuffle
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._validation import as_sample_weight
 from ..kernels.layout import LOSSES, row_divisor
 from ..model import MLP, DivergedError
 from ..optim import SGD, Adam
-from ..training import BACKENDS
+from ..training import BACKENDS, FullBatchObjective
 
 # scikit-learn's activation names and fastbp's extra ones, mapped to fastbp's names.
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
@@ -209,14 +210,15 @@ class _LbfgsObjective:
     every bias). Each call writes it into the fastbp model's parameters and
     makes one compiled full-batch call (:meth:`fastbp.MLP.loss_and_grad`, with
     ``l2 = alpha * c``); the gradient is divided by ``c`` and the loss
-    converted to scikit-learn's units. For regression with ``k > 1`` outputs
+    converted to scikit-learn's units (the data are checked once, and the
+    workspaces allocated once, in a :class:`fastbp.training.FullBatchObjective`). For regression with ``k > 1`` outputs
     this reproduces scikit-learn exactly, including its mismatch: the loss is
     half the *mean* squared error over the outputs, the gradient that of half
     their *sum* (scikit-learn hands L-BFGS-B both).
     """
 
     def __init__(self, estimator, model, X, Y, sample_weight, c):
-        self.model, self.X, self.Y, self.sample_weight, self.c = model, X, Y, sample_weight, c
+        self.model, self.c = model, c
         self.l2 = estimator.alpha * c
         k = Y.shape[1]
         # scikit-learn's reported squared error is 1/k of the loss it differentiates (see the class notes).
@@ -229,6 +231,9 @@ class _LbfgsObjective:
         self.offset = _poisson_offset(Y, sample_weight) if estimator._fastbp_loss == "poisson" else 0.0
         self.Ws, self.bs = model.network.unflatten(model.theta)  # views: writing them writes the parameters
         self.n_coefs = sum(W.size for W in self.Ws)
+        X, T = model.network.check_data(X, Y)  # once, not at every evaluation
+        sw = as_sample_weight(sample_weight, X.shape[0], model.dtype)
+        self.full_batch = FullBatchObjective(model.network, model.theta, X, T, sw, self.l2)
 
     def set(self, packed):
         """Write scikit-learn's packed vector into the model's parameters."""
@@ -239,7 +244,8 @@ class _LbfgsObjective:
 
     def __call__(self, packed):
         self.set(packed)
-        loss, gWs, gbs = self.model.loss_and_grad(self.X, self.Y, sample_weight=self.sample_weight, l2=self.l2)
+        loss, flat_grad = self.full_batch()
+        gWs, gbs = self.model.network.unflatten(flat_grad)
         grad = _pack(gWs, gbs) / self.c
         if self.extra_penalty:
             coefs = packed[:self.n_coefs]
