@@ -14,7 +14,7 @@ LAYERS = [
     ("fastbp._settings",),
     ("fastbp.kernels",),
     ("fastbp._validation", "fastbp.sparse_input", "fastbp.network", "fastbp.reference", "fastbp.datasets"),
-    ("fastbp.optim", "fastbp.schedules"),
+    ("fastbp.optim", "fastbp.schedules", "fastbp.lbfgs"),
     ("fastbp.training",),
     ("fastbp.fitting", "fastbp.persistence", "fastbp.progress"),
     ("fastbp.model",),
