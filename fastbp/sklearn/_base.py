@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._validation import as_sample_weight
 from ..kernels.layout import LOSSES, row_divisor
 from ..model import MLP, DivergedError
+from ..network import Network
 from ..optim import SGD, Adam
 from ..training import BACKENDS, FullBatchObjective
 
@@ -385,8 +386,8 @@ class _BaseMLP(BaseEstimator):
     def _model(self, dtype):
         """A fastbp :class:`~fastbp.MLP` of ``dtype`` holding the current ``coefs_`` and ``intercepts_``."""
         units = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
-        model = MLP(units, activation=_ACTIVATIONS[self.activation], loss=self._fastbp_loss, dtype=dtype,
-                    seed=0)
+        network = Network(units, _ACTIVATIONS[self.activation], self._fastbp_loss, dtype)
+        model = MLP._unfilled(network, seed=0, init="auto")  # no initial weights drawn: set_weights fills them
         if len(self.intercepts_) != len(self.coefs_):
             raise ValueError(f"coefs_ and intercepts_ must have one array per layer, got "
                              f"{len(self.coefs_)} and {len(self.intercepts_)}")
@@ -516,6 +517,8 @@ class _BaseMLP(BaseEstimator):
         n_batches = -(-n_train // batch_size)
 
         model = self._model(dtype)
+        # from here on the weights live in the model alone (views), not in a second copy beside it
+        self.coefs_, self.intercepts_ = model.network.unflatten(model.theta)
         if self.shuffle:
             model._rng = _SampleOrder(n_train, rs)  # scikit-learn's shuffles, drawn from the same random_state
         total_weight = n_train if sample_weight is None else float(sample_weight.sum())
@@ -575,7 +578,7 @@ class _BaseMLP(BaseEstimator):
             self.coefs_ = [W.copy() for W in self._best_coefs]
             self.intercepts_ = [b.copy() for b in self._best_intercepts]
         else:
-            self.coefs_, self.intercepts_ = model.get_weights()
+            self.coefs_, self.intercepts_ = model.network.unflatten(model.theta)
 
     def _update_no_improvement_count(self, score, model):
         """scikit-learn's count of epochs without improvement; ``score`` is the validation score (early stopping)."""
