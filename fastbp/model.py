@@ -448,7 +448,7 @@ class MLP:
                 rate = n * clock["evaluations"] / seconds if seconds > 0 else float("inf")
                 clock["start"], clock["evaluations"] = time.perf_counter(), 0
                 if not np.isfinite(loss):
-                    return True  # L-BFGS-B's line search does not accept such a point; stop as a guard
+                    return True  # a divergence, reported below
                 accuracy = None
                 if classify:
                     if not np.array_equal(objective.evaluated_at, self.theta):
@@ -468,11 +468,15 @@ class MLP:
                 check_interrupt()
                 return stopped_early or stop
 
-            opt.minimize(evaluate, self.theta, epochs, on_iteration)
-        if not np.isfinite(self.theta).all():
+            result = opt.minimize(evaluate, self.theta, epochs, on_iteration)
+        if not (np.isfinite(result.fun) and np.isfinite(self.theta).all()):
             self.theta[...] = theta_before
-            raise DivergedError("L-BFGS reached non-finite weights; the model keeps the weights it had before "
-                                "this fit", history)
+            opt.converged, opt.message = False, "the loss or the weights became non-finite"
+            message = (f"L-BFGS diverged after {len(history['loss'])} epochs: the loss or the weights became "
+                       "non-finite; the model keeps the weights it had before this fit")
+            if not stopper.active:
+                raise DivergedError(message, history)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
         stopper.restore(self.theta, opt)
         return history
 

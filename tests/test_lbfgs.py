@@ -204,3 +204,14 @@ def test_max_fun_caps_the_evaluations():
     opt = model.optimizer
     assert opt.converged is False and opt.n_fun <= 8  # SciPy checks the cap between line searches
     assert "FUNCTION" in opt.message.upper() or "EVALUATIONS" in opt.message.upper()
+
+
+def test_a_non_finite_loss_is_a_divergence_and_keeps_the_weights():
+    model = fastbp.MLP([2, 4, 1], activation="identity", loss="mse", seed=0)
+    X = np.full((8, 2), 1e25)  # the float32 squared error overflows at once
+    y = np.zeros(8)
+    theta = model.theta.copy()
+    with pytest.raises(fastbp.DivergedError, match="non-finite"):
+        model.fit(X, y, epochs=5, optimizer=fastbp.LBFGS())
+    np.testing.assert_array_equal(model.theta, theta)
+    assert model.optimizer.converged is False
