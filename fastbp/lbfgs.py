@@ -9,21 +9,10 @@ compiled kernels in blocks of rows
 pairs and runs the line search in float64.
 """
 
-import numbers
-
 import numpy as np
 
-
-def _check(name, value, kind, low, low_open=False):
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    if ok and kind is numbers.Real:
-        ok = bool(np.isfinite(value))
-    if not ok:
-        what = "an integer" if kind is numbers.Integral else "a finite real number"
-        raise TypeError(f"{name} must be {what}, got {value!r}")
-    if value < low or (low_open and value == low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    return value
+from ._validation import as_positive_int
+from .optim import _check_number
 
 
 class LBFGS:
@@ -85,10 +74,10 @@ class LBFGS:
     _arg_names = ("tol", "ftol", "max_fun", "history_size")
 
     def __init__(self, tol=1e-5, ftol=2.220446049250313e-09, max_fun=15000, history_size=10):
-        self.tol = float(_check("tol", tol, numbers.Real, 0.0))
-        self.ftol = float(_check("ftol", ftol, numbers.Real, 0.0))
-        self.max_fun = int(_check("max_fun", max_fun, numbers.Integral, 1))
-        self.history_size = int(_check("history_size", history_size, numbers.Integral, 1))
+        self.tol = _check_number("tol", tol)
+        self.ftol = _check_number("ftol", ftol)
+        self.max_fun = as_positive_int("max_fun", max_fun)
+        self.history_size = as_positive_int("history_size", history_size)
         self.n_iter = 0
         self.n_fun = 0
         self.converged = None

@@ -431,6 +431,8 @@ class FullBatchObjective:
         self.total_weight = float(sum(self.block_weights))
         self.grad = np.empty_like(theta)
         self.correct, self.evaluated_at = 0.0, None
+        if backend == "numpy":  # the reference reads dense rows: a sparse X is densified once, here
+            self._dense = X.dense_rows(np.arange(n)) if isinstance(X, CSRInput) else X
         if backend == "cpu":
             rows = min(block_rows, n)
             self._bufs = [np.empty(network.workspace_width(rows), dtype=network.dtype) for _ in range(3)]
@@ -477,7 +479,7 @@ class FullBatchObjective:
 
     def _reference(self):
         net = self.network
-        X = self.X.dense_rows(np.arange(self.X.shape[0])) if isinstance(self.X, CSRInput) else self.X
+        X = self._dense
         Ws, bs = net.unflatten(self.theta)
         Zs, As = reference.forward(X, Ws, bs, net.activations)
         loss = (reference.loss_value(net.loss, Zs[-1], self.T, self.sw)
