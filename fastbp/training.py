@@ -383,15 +383,10 @@ def loss_and_grad(network, theta, X, T, sw, l2):
     -------
     loss : float
     grad : ndarray, shape (n_params,)
+        A new array. Up to :data:`FULL_BATCH_ROWS` rows make one compiled
+        call; more are taken in blocks (:class:`FullBatchObjective`).
     """
-    rows = X.shape[0]
-    width = network.workspace_width(rows)
-    bufs = [np.empty(width, dtype=network.dtype) for _ in range(3)]
-    grad = np.empty_like(theta)
-    sw = np.zeros(0, dtype=network.dtype) if sw is None else sw
-    run, data, ids = _full_batch(driver.loss_and_grad, driver.loss_and_grad_sparse, X)
-    loss, _ = run(data, ids, T, sw, theta, network.layer_table(rows), network.loss_code, l2, *bufs, grad)
-    return float(loss), grad
+    return FullBatchObjective(network, theta, X, T, sw, l2)()
 
 
 #: Rows per compiled call of :class:`FullBatchObjective`: bounds its workspaces (three of rows x the layers' widths).
@@ -401,11 +396,12 @@ FULL_BATCH_ROWS = 8192
 class FullBatchObjective:
     """The mean loss over a whole data set and its gradient at the current parameters, for full-batch optimizers.
 
-    Workspaces are allocated once. The rows are taken in blocks of
-    ``block_rows``, one compiled call each (``backend="cpu"``), or in one
-    NumPy reference evaluation (``backend="numpy"``); the blocks' weighted
-    means and gradients are combined and the ``l2`` penalty added once, so
-    the result is that of one minibatch of all the rows, to rounding.
+    Workspaces are allocated once. Up to ``block_rows`` rows make one
+    compiled call, the ``l2`` penalty included (``backend="cpu"``); more are
+    taken in blocks of ``block_rows``, whose weighted means and gradients are
+    combined and the penalty added once, so the result is that of one
+    minibatch of all the rows, to rounding. ``backend="numpy"`` makes one
+    NumPy reference evaluation.
 
     Parameters
     ----------
@@ -436,7 +432,7 @@ class FullBatchObjective:
         if backend == "cpu":
             rows = min(block_rows, n)
             self._bufs = [np.empty(network.workspace_width(rows), dtype=network.dtype) for _ in range(3)]
-            self._block_grad = np.empty_like(theta)
+            self._block_grad = np.empty_like(theta) if len(self.blocks) > 1 else None
             self._no_weights = np.zeros(0, dtype=network.dtype)
             self._run, self._data, self._ids = _full_batch(driver.loss_and_grad, driver.loss_and_grad_sparse, X)
 
@@ -450,25 +446,23 @@ class FullBatchObjective:
         self.evaluated_at = self.theta.copy()
         if self.backend == "numpy":
             return self._reference()
+        if len(self.blocks) == 1:  # one compiled call, the penalty included
+            loss, self.correct = self._run_block(0, self.X.shape[0], self.sw, self.l2, self.grad)
+            return float(loss), self.grad
         net, grad = self.network, self.grad
         grad[...] = 0
         loss = 0.0
         self.correct = 0.0
         for (a, b), weight in zip(self.blocks, self.block_weights):
-            if self._data is self.X:
-                data, ids = self.X[a:b], self._ids
-            else:
-                data, ids = self._data, self._ids[a:b]
             # a block of zero weights adds nothing but its predictions (run unweighted for those alone)
-            sw = self._no_weights if self.sw is None or weight == 0 else self.sw[a:b]
-            block_loss, correct = self._run(data, ids, self.T[a:b], sw, self.theta, net.layer_table(b - a),
-                                            net.loss_code, 0.0, *self._bufs, self._block_grad)
+            sw = None if self.sw is None or weight == 0 else self.sw[a:b]
+            block_loss, correct = self._run_block(a, b, sw, 0.0, self._block_grad)
             self.correct += correct
             if weight == 0:
                 continue
             share = weight / self.total_weight
             loss += share * float(block_loss)
-            grad += net.dtype.type(share) * self._block_grad if len(self.blocks) > 1 else self._block_grad
+            grad += net.dtype.type(share) * self._block_grad
         Ws, _ = net.unflatten(self.theta)
         gWs, _ = net.unflatten(grad)
         if self.l2:
@@ -476,6 +470,16 @@ class FullBatchObjective:
                 gW += net.dtype.type(self.l2 / self.total_weight) * W
             loss += reference.l2_penalty(Ws, self.l2, self.total_weight)
         return loss, grad
+
+    def _run_block(self, a, b, sw, l2, grad):
+        """One compiled call on rows ``a:b`` (sample weights ``sw`` of those rows, or None): ``(loss, correct)``."""
+        if self._data is self.X:
+            data, ids = self.X[a:b], self._ids
+        else:
+            data, ids = self._data, self._ids[a:b]
+        sw = self._no_weights if sw is None else sw
+        return self._run(data, ids, self.T[a:b], sw, self.theta, self.network.layer_table(b - a),
+                         self.network.loss_code, l2, *self._bufs, grad)
 
     def _reference(self):
         net = self.network

@@ -209,10 +209,10 @@ class _LbfgsObjective:
 
     ``packed`` is scikit-learn's float64 vector (every weight matrix, then
     every bias). Each call writes it into the fastbp model's parameters and
-    makes one compiled full-batch call (:meth:`fastbp.MLP.loss_and_grad`, with
-    ``l2 = alpha * c``); the gradient is divided by ``c`` and the loss
-    converted to scikit-learn's units (the data are checked once, and the
-    workspaces allocated once, in a :class:`fastbp.training.FullBatchObjective`). For regression with ``k > 1`` outputs
+    evaluates the full-batch loss and gradient with ``l2 = alpha * c``
+    (a :class:`fastbp.training.FullBatchObjective`, made once: the data are
+    checked and the workspaces allocated once); the gradient is divided by
+    ``c`` and the loss converted to scikit-learn's units. For regression with ``k > 1`` outputs
     this reproduces scikit-learn exactly, including its mismatch: the loss is
     half the *mean* squared error over the outputs, the gradient that of half
     their *sum* (scikit-learn hands L-BFGS-B both).
