@@ -397,15 +397,10 @@ class MLP:
                 warnings.warn(message, RuntimeWarning, stacklevel=3)  # the caller of fit
                 break
             logs = self._epoch_logs(loss, acc, val, n / seconds if seconds > 0 else float("inf"))
-            for key, value in logs.items():
-                history[key].append(value)
             if schedule is not None:
                 history["lr"].append(rate)
-            progress.end_epoch(ep + 1, logs)
-            stop = callbacks_say_stop(callbacks, ep, logs)
-            best_before = stopper.best
-            stopped_early = stopper.update(logs, self.theta, opt)
-            if stopper.best != best_before:
+            stop, stopped_early, improved = self._end_epoch(ep + 1, logs, history, progress, callbacks, stopper, opt)
+            if improved:
                 best_epoch = ep + 1
             if schedule is not None and schedule.interval == "epoch":
                 schedule.step(schedule.monitored(logs) if hasattr(schedule, "monitored") else None)
@@ -416,6 +411,20 @@ class MLP:
                 progress.message(early_stopping_message(ep + 1, stopper, best_epoch))
             if stopped_early or stop:
                 break
+
+    def _end_epoch(self, epoch, logs, history, progress, callbacks, stopper, opt):
+        """Record epoch ``epoch``'s (from 1) figures, print its line, and ask the callbacks and early stopping.
+
+        Returns ``(stop, stopped_early, improved)``: a callback said to stop,
+        early stopping did, and the monitored figure improved.
+        """
+        for key, value in logs.items():
+            history[key].append(value)
+        progress.end_epoch(epoch, logs)
+        stop = callbacks_say_stop(callbacks, epoch - 1, logs)
+        best_before = stopper.best
+        stopped_early = stopper.update(logs, self.theta, opt)
+        return stop, stopped_early, stopper.best != best_before
 
     def _fit_lbfgs(self, opt, X, T, sw, l2, val, epochs, backend, callbacks, stopper, progress, schedule, clip):
         """``fit`` with :class:`~fastbp.LBFGS`: one full-batch L-BFGS run, an epoch per iteration (see :meth:`fit`)."""
@@ -455,13 +464,9 @@ class MLP:
                         objective()  # the accepted point was not the last one evaluated
                     accuracy = objective.correct / (n * self.network.row_divisor)
                 logs = self._epoch_logs(loss, accuracy, val, rate)
-                for key, value in logs.items():
-                    history[key].append(value)
-                progress.end_epoch(epoch, logs)
-                stop = callbacks_say_stop(callbacks, epoch - 1, logs)
-                best_before = stopper.best
-                stopped_early = stopper.update(logs, self.theta, opt)
-                if stopper.best != best_before:
+                stop, stopped_early, improved = self._end_epoch(epoch, logs, history, progress, callbacks, stopper,
+                                                                opt)
+                if improved:
                     best_epoch = epoch
                 if stopped_early:
                     progress.message(early_stopping_message(epoch, stopper, best_epoch))

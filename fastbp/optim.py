@@ -18,6 +18,7 @@ import numbers
 
 import numpy as np
 
+from ._validation import as_bool
 from .kernels import layout
 
 
@@ -275,9 +276,7 @@ class Adam(Optimizer):
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, eps_hat=False):
         super().__init__()
-        if not isinstance(eps_hat, (bool, np.bool_)):
-            raise TypeError(f"eps_hat must be True or False, got {eps_hat!r}")
-        self.eps_hat = bool(eps_hat)
+        self.eps_hat = as_bool("eps_hat", eps_hat)
         self.lr = _check_number("lr", lr, low_inclusive=False)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
