@@ -24,6 +24,7 @@ runs (:func:`fastbp.kernels.threads.blas_threads`); parallel epochs take turns
 """
 
 import contextlib
+import functools
 import inspect
 import time
 
@@ -32,8 +33,10 @@ import numpy as np
 
 from . import _settings, reference
 from .kernels import cuda, driver
+from .kernels.compile import argument_types, is_cached
 from .kernels.layout import H_LR, N_STATS, S_CORRECT, S_DIVERGED, S_LOSS, S_SEEN, S_WEIGHT
 from .kernels.threads import blas_threads, configure_threading, parallel_epochs
+from .kernels.variants import GENERAL, Variant
 from .sparse_input import CSRInput
 
 BACKENDS = ("auto", "numpy", "cpu", "parallel", "cuda")
@@ -41,6 +44,7 @@ _PREDICT_BLOCK = 1024  # rows per compiled forward call: bounds the workspace of
 _NO_ROWS = np.zeros(0, dtype=np.int64)  # dense input: the drivers take its rows in order
 # Where the per-step learning rates stand among the epoch driver's arguments (an array, or None).
 _RATES_ARG = list(inspect.signature(driver._train_epoch).parameters).index("lrs")
+_VARIANT_ARG = list(inspect.signature(driver._train_epoch).parameters).index("variant")
 
 
 def choose_backend(backend, sizes, batch_size, allow_cuda=True):
@@ -166,14 +170,20 @@ class CompiledTrainer(EpochRunner):
         self.dropout = _dropout_table(dropout)
         self.clip = None if clip is None else float(clip)
         self.seed = int(seed)
+        self.variant = network_variant(network, optimizer=optimizer.code)
 
     def _driver(self, X):
         return self._drivers[1] if isinstance(X, CSRInput) else self._drivers[0]
 
     def needs_compiling(self, X, step_rates=False):
-        """Whether the epoch driver for ``X`` (with per-step rates or not) has not run in this process yet."""
+        """Whether the epoch driver for ``X`` (with per-step rates or not) has not run in this process yet.
+
+        Either variant counts, the general one or the network's own.
+        """
         run = self._driver(X)
-        return not any(isinstance(sig[_RATES_ARG], numba.types.Array) == step_rates for sig in run.signatures)
+        served = (numba.typeof(GENERAL), numba.typeof(self.variant))
+        return not any(isinstance(sig[_RATES_ARG], numba.types.Array) == step_rates and sig[_VARIANT_ARG] in served
+                       for sig in run.signatures)
 
     def prepare(self, X, T, order, sw=None, step_rates=False):
         """Compile (or load from the cache) the epoch driver for these arguments, running no minibatch.
@@ -200,10 +210,12 @@ class CompiledTrainer(EpochRunner):
         # One BLAS thread per fastbp thread (no oversubscription), and parallel epochs of concurrent fits one
         # at a time. The compiled epoch releases the GIL while it runs.
         with blas_threads(1), self._turn:
-            self._driver(X)(data, T, sw, order, self.batch_size, self.theta, self.layers, self.network.loss_code,
-                            self.l2, self.xbuf, self.tbuf, self.swbuf, self.zbuf, self.abuf, self.dbuf, self.gbuf,
-                            self.chunk_out, opt.code, self.hyper, opt.m, opt.v, opt.step, stats, first, last,
-                            rates, self.clip, self.dropout, self.seed)
+            call_driver(self._driver(X), (data, T, sw, order, self.batch_size, self.theta, self.layers,
+                                          self.network.loss_code, self.l2, self.xbuf, self.tbuf, self.swbuf,
+                                          self.zbuf, self.abuf, self.dbuf, self.gbuf, self.chunk_out, opt.code,
+                                          self.hyper, opt.m, opt.v, opt.step, stats, first, last, rates, self.clip,
+                                          self.dropout, self.seed),
+                        self.variant)
         if rates is not None and len(rates):
             opt.lr = float(rates[-1])
 
@@ -478,8 +490,9 @@ class FullBatchObjective:
         else:
             data, ids = self._data, self._ids[a:b]
         sw = self._no_weights if sw is None else sw
-        return self._run(data, ids, self.T[a:b], sw, self.theta, self.network.layer_table(b - a),
-                         self.network.loss_code, l2, *self._bufs, grad)
+        return call_driver(self._run, (data, ids, self.T[a:b], sw, self.theta, self.network.layer_table(b - a),
+                                       self.network.loss_code, l2, *self._bufs, grad),
+                           network_variant(self.network, loss=True))
 
     def _reference(self):
         net = self.network
@@ -504,8 +517,90 @@ def output_logits(network, theta, X):
     zbuf, abuf = np.empty(width, dtype=network.dtype), np.empty(width, dtype=network.dtype)
     out = np.empty((n, network.n_outputs), dtype=network.dtype)
     run, data, ids = _full_batch(driver.predict_raw, driver.predict_raw_sparse, X)
-    run(data, ids, theta, network.layer_table(block), block, zbuf, abuf, out)
+    call_driver(run, (data, ids, theta, network.layer_table(block), block, zbuf, abuf, out),
+                network_variant(network))
     return out
+
+
+def network_variant(network, loss=False, optimizer=None):
+    """The compiled variant that serves ``network``'s activations (and its loss, and optimizer ``optimizer``).
+
+    Without ``loss`` or ``optimizer`` the variant serves every loss or
+    optimizer: a driver that never reads them (``predict_raw`` reads neither)
+    then keeps one compiled variant whatever the model's loss and optimizer.
+    """
+    losses = (network.loss_code,) if loss or optimizer is not None else GENERAL.losses
+    optimizers = GENERAL.optimizers if optimizer is None else (optimizer,)
+    return _variant(tuple(network.act_codes), losses, optimizers)
+
+
+@functools.lru_cache(maxsize=256)
+def _variant(activations, losses, optimizers):
+    """One :class:`Variant` object per set of codes (made once: a ``predict`` asks for its variant every call)."""
+    return Variant(activations, losses, optimizers)
+
+
+VARIANT_CHOICES = ("auto", "general", "network")
+_variant_choice = "auto"
+
+
+@contextlib.contextmanager
+def variants(choice):
+    """Within the block, compiled drivers run the variant ``choice``: ``"general"``, ``"network"`` or ``"auto"``.
+
+    ``"auto"`` (the default) is :func:`call_driver`'s rule. ``"general"``
+    compiles the variants that serve every network (``python -m fastbp
+    warmup`` puts them in the cache); ``"network"`` always takes the
+    network's own (the tests compare the two).
+    """
+    global _variant_choice
+    if choice not in VARIANT_CHOICES:
+        raise ValueError(f"unknown variant choice {choice!r}; expected one of {VARIANT_CHOICES}")
+    before, _variant_choice = _variant_choice, choice
+    try:
+        yield
+    finally:
+        _variant_choice = before
+
+
+_takes_general = {}  # (driver, network variant) -> whether that network's calls take the general variant
+
+
+def call_driver(run, args, variant):
+    """Call the compiled driver ``run`` with ``args`` and a variant: the network's own, or the general one.
+
+    A process that trains one kind of network compiles only what that
+    network uses: its own ``variant`` (its activations, loss and optimizer),
+    a fraction of the general variant's compilation. The general variant,
+    which serves every network, is taken when it is compiled already (in
+    memory, or in the on-disk cache, where ``python -m fastbp warmup`` puts
+    it), and when another network's variant is compiled already for the
+    same argument types: a process that trains several kinds of network
+    compiles the general variant once, and not one variant for each (a
+    search over activations would compile dozens). :func:`variants`
+    overrides the rule.
+
+    The choice is made at a network variant's first call of ``run`` and
+    kept: either variant computes the same results, and looking at the
+    argument types on every call would cost more than a small ``predict``.
+    """
+    if _variant_choice != "auto":
+        return run(*args, GENERAL if _variant_choice == "general" else variant)
+    key = (run, variant)
+    general = _takes_general.get(key)
+    if general is None:
+        general = _takes_general[key] = _general_serves(run, args, variant)
+    return run(*args, GENERAL if general else variant)
+
+
+def _general_serves(run, args, variant):
+    """Whether ``run(*args)`` should take the general variant (see :func:`call_driver`)."""
+    types = argument_types(run, (*args, GENERAL))
+    if types is None or types in run.overloads:
+        return True
+    if (*types[:-1], numba.typeof(variant)) in run.overloads:
+        return False
+    return any(sig[:-1] == types[:-1] for sig in run.overloads) or is_cached(run, types)
 
 
 def _full_batch(dense, sparse, X):

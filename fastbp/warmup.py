@@ -2,11 +2,13 @@
 
 A Docker image, a CI job or a cluster worker can run it once at build time;
 afterwards each configuration it covers starts warm in a fresh process (it
-loads compiled code instead of compiling it). The kernels specialise on the
-dtype and the backend only: the activation, loss, optimizer, batch size, layer
-widths, sample weights and penalty are run-time values, so one small fit per
-dtype and backend, with a validation set, a ``predict`` and a
-``loss_and_grad``, compiles everything those configurations run.
+loads compiled code instead of compiling it). Warm-up compiles the general
+variants of the drivers (:mod:`fastbp.kernels.variants`), which read the
+activation, loss and optimizer at run time, as they read the batch size,
+layer widths, sample weights and penalty: one small fit per dtype and backend,
+with a validation set, a ``predict`` and a ``loss_and_grad``, compiles
+everything those configurations run. A fit finds the general variant in the
+cache and uses it, instead of compiling the variant of its own network.
 
 The cache is the one Numba uses: ``NUMBA_CACHE_DIR`` when set, else
 ``__pycache__`` beside the installed sources (or a per-user directory where
@@ -21,6 +23,7 @@ import numpy as np
 
 from .model import MLP
 from .optim import Adam
+from .training import variants
 
 DTYPES = ("float32", "float64")
 BACKENDS = ("cpu", "parallel")
@@ -61,9 +64,10 @@ def warm_cache(dtypes=DTYPES, backends=BACKENDS, log=print):
             log(f"[{len(done) + 1}/{total}] {dtype}, backend {backend!r}: fit, predict, loss_and_grad ...")
             t0 = time.perf_counter()
             model = MLP([3, 4, 2], activation="relu", loss="softmax_cross_entropy", dtype=np.dtype(dtype), seed=0)
-            model.fit(X, y, epochs=1, batch_size=16, optimizer=Adam(), backend=backend, validation_data=(X, y))
-            model.predict(X)
-            model.loss_and_grad(X, y)
+            with variants("general"):
+                model.fit(X, y, epochs=1, batch_size=16, optimizer=Adam(), backend=backend, validation_data=(X, y))
+                model.predict(X)
+                model.loss_and_grad(X, y)
             seconds = time.perf_counter() - t0
             done.append((dtype, backend, seconds))
             log(f"      done in {seconds:.1f} s")

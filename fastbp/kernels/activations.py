@@ -22,8 +22,9 @@ from numba.extending import overload
 
 from .compile import jit
 from .fastmath import fast_exp, fast_tanh
-from .layout import ELU, GELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTPLUS, TANH
-from .views import flat_view
+from .layout import ACTIVATION_NAMES, ELU, GELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTPLUS, TANH
+from .variants import ALL_ACTIVATIONS, code_value, members  # noqa: F401 (code_value: in the generated bodies)
+from .views import flat_view  # noqa: F401 (in the generated bodies)
 
 LEAKY_SLOPE = 0.01
 SOFTPLUS_THRESHOLD = 20.0
@@ -193,78 +194,79 @@ def activation_derivative(code, z, a):
     return like(z, 1.0)
 
 
-@jit
+# ----------------------------------------------------------------------------- the loops over a block
+# bias_activate and scale_by_derivative compile one loop per activation they serve: every activation for a
+# plain integer code (the public kernels), or only a variant's (see .variants), whose driver then compiles a
+# fraction of the code. Their bodies are generated for the activations served, so that an activation left
+# out costs nothing to compile, not even a branch. Each loop runs from 0 over a flat, contiguous range, so
+# that Numba drops its negative-index handling and LLVM vectorises it (a loop over ``range(lo, hi)`` stayed
+# scalar); the branch on the code sits outside the loops.
+def _branches(codes, loop):
+    """Source lines running ``loop(code)``'s lines for the code ``k`` among ``codes`` (the last one is the else)."""
+    if len(codes) == 1:
+        return loop(codes[0])
+    lines = []
+    for i, code in enumerate(codes):
+        lines.append("else:" if i == len(codes) - 1 else f"{'if' if i == 0 else 'elif'} k == {code}:")
+        lines += ["    " + line for line in loop(code)]
+    return lines
+
+
+def _activation_loop(code):
+    if code == IDENTITY:
+        return ["for i in range(z.shape[0]):", "    a[i] = z[i]"]
+    return ["for i in range(z.shape[0]):", f"    a[i] = {ACTIVATION_NAMES[code]}_value(z[i])"]
+
+
+def _derivative_loop(code):
+    if code == IDENTITY:
+        return ["pass"]
+    return ["for i in range(d.shape[0]):", f"    d[i] *= {ACTIVATION_NAMES[code]}_derivative(z[i], a[i])"]
+
+
+def _compiled_body(name, params, lines):
+    """The function ``name(params)`` with these body lines, its globals this module's."""
+    source = f"def {name}({params}):\n" + "".join(f"    {line}\n" for line in lines)
+    namespace = {}
+    exec(compile(source, f"<fastbp {name}>", "exec"), globals(), namespace)  # noqa: S102 (fixed templates)
+    return namespace[name]
+
+
 def bias_activate(Z, b, A, code, lo, hi):
-    """Rows ``lo:hi`` of ``Z += b`` and ``A = f(Z)``; ``A`` may be ``Z`` itself.
+    """Rows ``lo:hi`` of ``Z += b`` and ``A = f(Z)``; ``A`` may be ``Z`` itself (compiled code only).
 
     The bias is added row by row; the activation then runs over the block as
     one flat, contiguous range, so its loop is long even when the layer is
     narrow (a per-row loop over a narrow layer leaves most elements to LLVM's
-    scalar remainder). The branch on ``code`` sits outside the loops, so
-    each loop is straight arithmetic that LLVM vectorises.
+    scalar remainder). ``code`` is a plain activation code (a loop for every
+    activation is compiled) or one tagged by
+    :func:`.variants.activation_code` (only the variant's are).
     """
-    d = Z.shape[1]
-    for i in range(lo, hi):
-        zi = Z[i]
-        for j in range(d):
-            zi[j] += b[j]
-    size = (hi - lo) * d
-    z = flat_view(Z)[lo * d:hi * d]
-    a = flat_view(A)[lo * d:hi * d]
-    if code == IDENTITY:
-        for k in range(size):
-            a[k] = z[k]
-    elif code == RELU:
-        for k in range(size):
-            a[k] = relu_value(z[k])
-    elif code == TANH:
-        for k in range(size):
-            a[k] = tanh_value(z[k])
-    elif code == SIGMOID:
-        for k in range(size):
-            a[k] = sigmoid_value(z[k])
-    elif code == LEAKY_RELU:
-        for k in range(size):
-            a[k] = leaky_relu_value(z[k])
-    elif code == ELU:
-        for k in range(size):
-            a[k] = elu_value(z[k])
-    elif code == SOFTPLUS:
-        for k in range(size):
-            a[k] = softplus_value(z[k])
-    else:
-        for k in range(size):
-            a[k] = gelu_value(z[k])
+    raise TypeError("bias_activate runs in compiled code only")
 
 
-@jit
+@overload(bias_activate)
+def _bias_activate_overload(Z, b, A, code, lo, hi):
+    lines = ["d = Z.shape[1]",
+             "for i in range(lo, hi):",
+             "    zi = Z[i]",
+             "    for j in range(d):",
+             "        zi[j] += b[j]",
+             "z = flat_view(Z)[lo * d:hi * d]",
+             "a = flat_view(A)[lo * d:hi * d]",
+             "k = code_value(code)"]
+    codes = members(code, "activation", ALL_ACTIVATIONS)
+    return _compiled_body("bias_activate_impl", "Z, b, A, code, lo, hi", lines + _branches(codes, _activation_loop))
+
+
 def scale_by_derivative(d, z, a, code):
-    """For 1-D arrays: ``d[k] *= f'(z[k])``, given ``a = f(z)``.
+    """For 1-D arrays: ``d[k] *= f'(z[k])``, given ``a = f(z)`` (compiled code only; ``code`` as in
+    :func:`bias_activate`)."""
+    raise TypeError("scale_by_derivative runs in compiled code only")
 
-    Loops run from 0 so that Numba can drop its negative-index handling and
-    LLVM vectorises them (a loop over ``range(lo, hi)`` stayed scalar).
-    """
-    n = d.shape[0]
-    if code == IDENTITY:
-        return
-    if code == RELU:
-        for k in range(n):
-            d[k] *= relu_derivative(z[k], a[k])
-    elif code == TANH:
-        for k in range(n):
-            d[k] *= tanh_derivative(z[k], a[k])
-    elif code == SIGMOID:
-        for k in range(n):
-            d[k] *= sigmoid_derivative(z[k], a[k])
-    elif code == LEAKY_RELU:
-        for k in range(n):
-            d[k] *= leaky_relu_derivative(z[k], a[k])
-    elif code == ELU:
-        for k in range(n):
-            d[k] *= elu_derivative(z[k], a[k])
-    elif code == SOFTPLUS:
-        for k in range(n):
-            d[k] *= softplus_derivative(z[k], a[k])
-    else:
-        for k in range(n):
-            d[k] *= gelu_derivative(z[k], a[k])
+
+@overload(scale_by_derivative)
+def _scale_by_derivative_overload(d, z, a, code):
+    codes = members(code, "activation", ALL_ACTIVATIONS)
+    return _compiled_body("scale_by_derivative_impl", "d, z, a, code",
+                          ["k = code_value(code)"] + _branches(codes, _derivative_loop))

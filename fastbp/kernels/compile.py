@@ -14,6 +14,12 @@ sources compiled code can depend on (:func:`package_stamp`): any such edit
 recompiles everything. This uses a private Numba list,
 ``numba.core.caching.CacheImpl._locator_classes`` (see the contributor notes).
 
+Whether a function's code for some argument types is in the cache, without
+compiling it, is read from Numba's private cache index
+(``FunctionCache._index_key`` and ``IndexDataCacheFile._load_index``):
+:func:`is_cached`, with which the trainers find a warmed-up general driver
+(:mod:`.variants`). Without those internals it answers "not cached".
+
 A cache file can be damaged (a full disk, a killed process, a copy gone
 wrong), and Numba would then fail in every later process: unpickling errors,
 ``EOFError``, LLVM failing to parse the code. fastbp's kernels therefore keep
@@ -268,6 +274,61 @@ def jit(func=None, *, parallel=False, inline="never", nogil=True):
     return numba.njit(cache=False, **options)(func)
 
 
+_not_in_cache = set()
+
+
+def argument_types(dispatcher, args):
+    """The Numba types ``dispatcher`` would compile ``args`` for (a key of its ``overloads``), or None."""
+    try:
+        return tuple(dispatcher.typeof_pyval(a) for a in args)
+    except Exception:  # an argument Numba has no type for: the call itself reports it
+        return None
+
+
+def is_cached(dispatcher, argtypes):
+    """Whether ``dispatcher``'s on-disk cache holds code for the argument types ``argtypes``.
+
+    The cache is asked once per process for each signature it did not hold
+    (a signature compiled later in the process is then in memory).
+    """
+    key = (dispatcher, argtypes)
+    if key in _not_in_cache:
+        return False
+    try:  # Numba's private cache index (see the module docstring); absent or unreadable: not cached
+        cache = dispatcher._cache
+        found = cache._index_key(argtypes, dispatcher.targetctx.codegen()) in cache._cache_file._load_index()
+    except Exception:
+        found = False
+    if not found:
+        _not_in_cache.add(key)
+    return found
+
+
+def specialised(func, suffix, **bindings):
+    """A copy of the Python function ``func`` named ``<name><suffix>``, with some of its globals rebound.
+
+    The copy has its own name, so that once compiled it gets its own cache
+    entries (Numba's cache index knows a function by its name, not by the
+    globals it was compiled with).
+
+    Parameters
+    ----------
+    func : function
+    suffix : str
+    **bindings
+        Global names of ``func`` and what they mean in the copy.
+    """
+    namespace = func.__globals__
+    if bindings:
+        namespace = dict(namespace)
+        namespace.update(bindings)
+    copy = types.FunctionType(func.__code__, namespace, func.__name__ + suffix, func.__defaults__, func.__closure__)
+    copy.__qualname__ = func.__qualname__ + suffix
+    copy.__doc__ = func.__doc__
+    copy.__module__ = func.__module__
+    return copy
+
+
 def serial_and_parallel(func):
     """Compile one Python body twice: as a serial kernel and as its ``prange``-parallel variant.
 
@@ -284,9 +345,4 @@ def serial_and_parallel(func):
         named ``<name>_parallel`` so that the two never share a cache entry
         (Numba's cache index does not record the ``parallel`` flag).
     """
-    copy = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_parallel",
-                              func.__defaults__, func.__closure__)
-    copy.__qualname__ = func.__qualname__ + "_parallel"
-    copy.__doc__ = func.__doc__
-    copy.__module__ = func.__module__
-    return jit(func), jit(copy, parallel=True)
+    return jit(func), jit(specialised(func, "_parallel"), parallel=True)

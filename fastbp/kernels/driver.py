@@ -34,13 +34,11 @@ The trainers of :mod:`fastbp.training` are the only host code that calls
 these drivers.
 """
 
-import types
-
 import numpy as np
 from numba import prange
 
 from . import sparse
-from .compile import jit, serial_and_parallel
+from .compile import jit, serial_and_parallel, specialised
 from .dense import _backprop_delta, _dense_forward, _span, _weight_gradient
 from .dropout import apply_mask
 from .layout import (
@@ -54,13 +52,13 @@ from .layout import (
     S_LOSS,
     S_SEEN,
     S_WEIGHT,
-    SOFTMAX_CROSS_ENTROPY,
     W_OFF,
     WS_OFF,
     row_divisor,
 )
-from .losses import count_correct_row, loss_row, softmax_rows
-from .updates import update
+from .losses import output_delta
+from .updates import optimizer_step
+from .variants import activation_code, loss_code, optimizer_code
 from .views import matrix_view
 
 # Parameters per tile of the gradient sum and optimizer step: the chunk gradients of a tile are
@@ -166,7 +164,7 @@ def dropped_activations(al, d, layers, l, dropout, seed, step_no, row0):
 
 
 @jit(inline="always")
-def forward_chunk(xv, theta, layers, z, a, d, dropout, seed, step_no, row0):
+def forward_chunk(xv, theta, layers, z, a, d, dropout, seed, step_no, row0, variant):
     """Forward pass of rows ``xv`` through every layer; returns the output ``Z`` view.
 
     ``dropout`` holds each layer's drop probability ``p`` and ``1 / (1 - p)``
@@ -180,19 +178,22 @@ def forward_chunk(xv, theta, layers, z, a, d, dropout, seed, step_no, row0):
     n_layers = layers.shape[0]
     # The first layer on its own: its input may be sparse (in the sparse variant), the others' never is.
     al = workspace_view(a, layers, 0, rows)
-    first_forward(xv, weights_view(theta, layers, 0), bias_view(theta, layers, 0), layers[0, ACT],
+    first_forward(xv, weights_view(theta, layers, 0), bias_view(theta, layers, 0),
+                  activation_code(layers[0, ACT], variant),
                   workspace_view(z, layers, 0, rows), al)
     inp = dropped_activations(al, d, layers, 0, dropout, seed, step_no, row0)
     for l in range(1, n_layers):
         al = workspace_view(a, layers, l, rows)
-        _dense_forward(inp, weights_view(theta, layers, l), bias_view(theta, layers, l), layers[l, ACT],
+        _dense_forward(inp, weights_view(theta, layers, l), bias_view(theta, layers, l),
+                       activation_code(layers[l, ACT], variant),
                        workspace_view(z, layers, l, rows), al)
         inp = dropped_activations(al, d, layers, l, dropout, seed, step_no, row0)
     return workspace_view(z, layers, n_layers - 1, rows)
 
 
 @jit(inline="always")
-def chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, z, a, d, grad, out, dropout, seed, step_no, row0):
+def chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, z, a, d, grad, out, dropout, seed, step_no, row0,
+                        variant):
     """Forward and backward pass of one chunk of rows.
 
     Writes the chunk's gradient (already scaled by ``scale``, the minibatch's
@@ -205,20 +206,9 @@ def chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, z, a, d, grad, o
     rows = chunk_rows(xv)
     n_layers = layers.shape[0]
     last = n_layers - 1
-    zo = forward_chunk(xv, theta, layers, z, a, d, dropout, seed, step_no, row0)
+    zo = forward_chunk(xv, theta, layers, z, a, d, dropout, seed, step_no, row0, variant)
     out_delta = workspace_view(d, layers, last, rows)
-    if loss == SOFTMAX_CROSS_ENTROPY:
-        total, correct = softmax_rows(zo, tv, wv, scale, out_delta)
-    else:
-        total = 0.0
-        correct = 0
-        weighted = wv.shape[0] > 0
-        w = theta.dtype.type(1.0)
-        for i in range(rows):
-            if weighted:
-                w = wv[i]
-            total += float(w) * loss_row(zo[i], tv[i], loss, scale * w, out_delta[i])
-            correct += count_correct_row(zo[i], tv[i], loss)
+    total, correct = output_delta(zo, tv, wv, loss_code(loss, variant), scale, out_delta)
     out[0] = total
     out[1] = correct
     for l in range(last, 0, -1):
@@ -229,12 +219,12 @@ def chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, z, a, d, grad, o
             # the layer's input was the dropped activations below it, kept in d_prev until now
             _weight_gradient(d_prev, dl, weights_view(grad, layers, l), bias_view(grad, layers, l))
             _backprop_delta(dl, weights_view(theta, layers, l), workspace_view(z, layers, l - 1, rows),
-                            a_prev, layers[l - 1, ACT], d_prev)
+                            a_prev, activation_code(layers[l - 1, ACT], variant), d_prev)
             apply_mask(d_prev, d_prev, dropout[l - 1, 0], dropout[l - 1, 1], seed, step_no, row0, l - 1)
         else:
             _weight_gradient(a_prev, dl, weights_view(grad, layers, l), bias_view(grad, layers, l))
             _backprop_delta(dl, weights_view(theta, layers, l), workspace_view(z, layers, l - 1, rows),
-                            a_prev, layers[l - 1, ACT], d_prev)
+                            a_prev, activation_code(layers[l - 1, ACT], variant), d_prev)
     first_weight_gradient(xv, workspace_view(d, layers, 0, rows), weights_view(grad, layers, 0),
                           bias_view(grad, layers, 0))
 
@@ -255,7 +245,7 @@ def add_l2(theta, layers, l2_scaled, grad):
 
 
 def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf, swbuf, zbuf, abuf, dbuf, gbuf,
-                chunk_out, optimizer, hyper, m, v, step, stats, first, last, lrs, clip, dropout, seed):
+                chunk_out, optimizer, hyper, m, v, step, stats, first, last, lrs, clip, dropout, seed, variant):
     """Run minibatches ``first`` to ``last - 1`` of an epoch in place (all of them: ``0, ceil(n / batch_size)``).
 
     Parameters
@@ -324,6 +314,7 @@ def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbu
             in_order = False
             break
     weighted = sw.shape[0] > 0
+    opt_code = optimizer_code(optimizer, variant)
     for start in range(row_lo, row_hi, batch_size):
         nb = min(batch_size, n - start)
         wsum = float(nb)
@@ -346,7 +337,7 @@ def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbu
                     tv = gather_rows(T, order, start + lo, start + hi, tbuf[c])
                     wv = gather_values(sw, order, start + lo, start + hi, swbuf[c])
                 chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, zbuf[c], abuf[c], dbuf[c], gbuf[c],
-                                    chunk_out[c], dropout, seed, step[0] + 1, lo)
+                                    chunk_out[c], dropout, seed, step[0] + 1, lo, variant)
             else:
                 gbuf[c, :] = 0
                 chunk_out[c, 0] = 0.0
@@ -392,7 +383,7 @@ def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbu
                 total = gbuf[0, lo:hi]
                 for p in range(hi - lo):
                     total[p] *= factor
-                update(optimizer, theta[lo:hi], total, m[lo:hi], v[lo:hi], hyper, t)
+                optimizer_step(opt_code, theta[lo:hi], total, m[lo:hi], v[lo:hi], hyper, t)
             continue
         for s in prange(chunks):
             lo, hi = _span(s, chunks, n_params)
@@ -403,14 +394,14 @@ def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbu
                     part = gbuf[c, tlo:thi]
                     for p in range(thi - tlo):
                         total[p] += part[p]
-                update(optimizer, theta[tlo:thi], total, m[tlo:thi], v[tlo:thi], hyper, t)
+                optimizer_step(opt_code, theta[tlo:thi], total, m[tlo:thi], v[tlo:thi], hyper, t)
 
 
 train_epoch, train_epoch_parallel = serial_and_parallel(_train_epoch)
 
 
 @jit
-def loss_and_grad(X, rows, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, grad):
+def loss_and_grad(X, rows, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, grad, variant):
     """Mean loss of the whole batch ``X, T`` and its gradient, written into ``grad``.
 
     ``X`` is dense or CSR (see :mod:`.inputs`); ``rows`` holds its row
@@ -430,7 +421,7 @@ def loss_and_grad(X, rows, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, gra
     divisor = wsum * row_divisor(loss, T.shape[1])
     out = np.zeros(2)
     chunk_loss_and_grad(xv, T, sw, theta, layers, loss, theta.dtype.type(1.0 / divisor), zbuf, abuf, dbuf, grad,
-                        out, None, 0, 0, 0)
+                        out, None, 0, 0, 0, variant)
     total = out[0] / divisor
     if l2 != 0.0:
         total += 0.5 * l2 * add_l2(theta, layers, theta.dtype.type(l2 / wsum), grad) / wsum
@@ -438,7 +429,7 @@ def loss_and_grad(X, rows, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, gra
 
 
 @jit
-def predict_raw(X, rows, theta, layers, block, zbuf, abuf, out):
+def predict_raw(X, rows, theta, layers, block, zbuf, abuf, out, variant):
     """Output-layer pre-activations of ``X``, computed ``block`` rows at a time into ``out``.
 
     ``X`` and ``rows`` are as in :func:`loss_and_grad`. ``zbuf`` and ``abuf``
@@ -448,7 +439,7 @@ def predict_raw(X, rows, theta, layers, block, zbuf, abuf, out):
     for start in range(0, n, block):
         stop = min(start + block, n)
         xv = rows_in_order(X, rows, start, stop)
-        zo = forward_chunk(xv, theta, layers, zbuf, abuf, abuf, None, 0, 0, 0)
+        zo = forward_chunk(xv, theta, layers, zbuf, abuf, abuf, None, 0, 0, 0, variant)
         # Copied element by element: a slice assignment ``out[start:stop] = zo`` compiles Numba's shape-mismatch
         # message, string formatting included, which lengthens the cold start of every process that predicts.
         for r in range(stop - start):
@@ -459,19 +450,10 @@ def predict_raw(X, rows, theta, layers, block, zbuf, abuf, out):
 
 
 # ----------------------------------------------------------------------------- the sparse variant
-def _with_sparse_input(func, inline="never", suffix="_sparse"):
-    """A copy of the Python function ``func`` that reads a CSR first-layer input (see .sparse).
-
-    The copy has its own name, so that it gets its own cache entries.
-    """
-    namespace = dict(func.__globals__)
-    namespace.update({name: getattr(sparse, name) for name in sparse.DRIVER_INPUTS})
-    namespace.update(_SPARSE_PASSES)
-    copy = types.FunctionType(func.__code__, namespace, func.__name__ + suffix, func.__defaults__, func.__closure__)
-    copy.__qualname__ = func.__qualname__ + suffix
-    copy.__doc__ = func.__doc__
-    copy.__module__ = func.__module__
-    return copy
+def _with_sparse_input(func):
+    """A copy of the Python function ``func`` that reads a CSR first-layer input (see .sparse)."""
+    return specialised(func, "_sparse", **{name: getattr(sparse, name) for name in sparse.DRIVER_INPUTS},
+                       **_SPARSE_PASSES)
 
 
 _SPARSE_PASSES = {}

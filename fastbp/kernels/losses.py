@@ -26,10 +26,13 @@ softmax rows at once, with one logarithm for many rows (the CPU driver's path).
 
 import math
 
+from numba.extending import overload
+
 from .activations import like
 from .compile import jit
 from .fastmath import fast_exp
 from .layout import BINARY_CROSS_ENTROPY, MSE, POISSON, SOFTMAX_CROSS_ENTROPY
+from .variants import ALL_LOSSES, code_value, members
 
 
 @jit
@@ -187,3 +190,50 @@ def count_correct_row(z, t, code):
                 c += 1
         return c
     return 0
+
+
+@jit
+def row_losses(Z, T, sw, code, scale, D):
+    """:func:`loss_row` and :func:`count_correct_row` over a block of output rows, as :func:`softmax_rows` does.
+
+    Each row's delta is scaled by ``scale * sw[i]`` and its loss weighted by
+    ``sw[i]`` (``sw`` empty: weights of 1). Returns the weighted loss sum
+    (float64) and the correct count.
+    """
+    total = 0.0
+    correct = 0
+    weighted = sw.shape[0] > 0
+    w = like(Z, 1.0)
+    for i in range(Z.shape[0]):
+        if weighted:
+            w = sw[i]
+        total += float(w) * loss_row(Z[i], T[i], code, scale * w, D[i])
+        correct += count_correct_row(Z[i], T[i], code)
+    return total, correct
+
+
+def output_delta(Z, T, sw, code, scale, D):
+    """The output rows' deltas into ``D``; returns their weighted loss sum and correct count (compiled code only).
+
+    Softmax cross-entropy goes to :func:`softmax_rows`, the other losses to
+    :func:`row_losses`. A loss code tagged by :func:`.variants.loss_code`
+    compiles only the paths of its variant's losses.
+    """
+    raise TypeError("output_delta runs in compiled code only")
+
+
+@overload(output_delta, inline="always")
+def _output_delta_overload(Z, T, sw, code, scale, D):
+    codes = members(code, "loss", ALL_LOSSES)
+    if codes == (SOFTMAX_CROSS_ENTROPY,):
+        return lambda Z, T, sw, code, scale, D: softmax_rows(Z, T, sw, scale, D)
+    if SOFTMAX_CROSS_ENTROPY not in codes:
+        return lambda Z, T, sw, code, scale, D: row_losses(Z, T, sw, code_value(code), scale, D)
+
+    def impl(Z, T, sw, code, scale, D):
+        k = code_value(code)
+        if k == SOFTMAX_CROSS_ENTROPY:
+            return softmax_rows(Z, T, sw, scale, D)
+        return row_losses(Z, T, sw, k, scale, D)
+
+    return impl

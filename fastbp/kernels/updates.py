@@ -19,8 +19,11 @@ Python-float hyperparameters, and everything else in the parameter dtype.
 
 import math
 
+from numba.extending import overload
+
 from .compile import jit
 from .layout import ADAMW, H_BETA1, H_BETA2, H_EPS, H_EPS_HAT, H_LR, H_MOMENTUM, H_NESTEROV, H_WEIGHT_DECAY, SGD
+from .variants import ALL_OPTIMIZERS, code_value, members
 
 
 @jit
@@ -42,29 +45,44 @@ def update(code, theta, g, m, v, hyper, step):
 
     Every loop runs from 0 over 1-D contiguous arrays, so that LLVM vectorises it.
     """
+    if code == SGD:
+        sgd_update(theta, g, m, hyper)
+    else:
+        adam_update(code, theta, g, m, v, hyper, step)
+
+
+@jit
+def sgd_update(theta, g, m, hyper):
+    """:func:`update` for ``SGD`` (``m`` is the momentum buffer)."""
     n = theta.shape[0]
     dt = theta.dtype.type
     lr = dt(hyper[H_LR])
     wd = dt(hyper[H_WEIGHT_DECAY])
-    if code == SGD:
-        mu = dt(hyper[H_MOMENTUM])
-        nesterov = hyper[H_NESTEROV] != 0
-        if mu == 0:
-            for i in range(n):
-                theta[i] -= lr * (g[i] + wd * theta[i])
-        elif nesterov:
-            for i in range(n):
-                d = g[i] + wd * theta[i]
-                buf = mu * m[i] + d
-                m[i] = buf
-                theta[i] -= lr * (d + mu * buf)
-        else:
-            for i in range(n):
-                d = g[i] + wd * theta[i]
-                buf = mu * m[i] + d
-                m[i] = buf
-                theta[i] -= lr * buf
-        return
+    mu = dt(hyper[H_MOMENTUM])
+    nesterov = hyper[H_NESTEROV] != 0
+    if mu == 0:
+        for i in range(n):
+            theta[i] -= lr * (g[i] + wd * theta[i])
+    elif nesterov:
+        for i in range(n):
+            d = g[i] + wd * theta[i]
+            buf = mu * m[i] + d
+            m[i] = buf
+            theta[i] -= lr * (d + mu * buf)
+    else:
+        for i in range(n):
+            d = g[i] + wd * theta[i]
+            buf = mu * m[i] + d
+            m[i] = buf
+            theta[i] -= lr * buf
+
+
+@jit
+def adam_update(code, theta, g, m, v, hyper, step):
+    """:func:`update` for ``ADAM`` and ``ADAMW``."""
+    n = theta.shape[0]
+    dt = theta.dtype.type
+    wd = dt(hyper[H_WEIGHT_DECAY])
     b2 = dt(hyper[H_BETA2])
     one_minus_b1 = dt(1.0 - hyper[H_BETA1])
     one_minus_b2 = dt(1.0 - hyper[H_BETA2])
@@ -91,3 +109,19 @@ def update(code, theta, g, m, v, hyper, step):
             m[i] = mi
             v[i] = vi
             theta[i] = p - step_size * mi / (math.sqrt(vi) / bc2_sqrt + eps)
+
+
+def optimizer_step(code, theta, g, m, v, hyper, step):
+    """:func:`update` in compiled code: a code tagged by :func:`.variants.optimizer_code` compiles only its
+    variant's optimizers (SGD's loops, or Adam's and AdamW's)."""
+    raise TypeError("optimizer_step runs in compiled code only")
+
+
+@overload(optimizer_step, inline="always")
+def _optimizer_step_overload(code, theta, g, m, v, hyper, step):
+    codes = members(code, "optimizer", ALL_OPTIMIZERS)
+    if codes == (SGD,):
+        return lambda code, theta, g, m, v, hyper, step: sgd_update(theta, g, m, hyper)
+    if SGD not in codes:
+        return lambda code, theta, g, m, v, hyper, step: adam_update(code_value(code), theta, g, m, v, hyper, step)
+    return lambda code, theta, g, m, v, hyper, step: update(code_value(code), theta, g, m, v, hyper, step)

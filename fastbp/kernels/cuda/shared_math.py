@@ -6,7 +6,7 @@ Python bodies of :func:`~fastbp.kernels.activations.activation_value`,
 :func:`~fastbp.kernels.losses.loss_row` (with the
 :func:`~fastbp.kernels.losses.softmax_row_parts` it calls),
 :func:`~fastbp.kernels.losses.count_correct_row` and
-:func:`~fastbp.kernels.updates.update` are compiled a second time as CUDA
+:func:`~fastbp.kernels.updates.update` (with the two steps it calls) are compiled a second time as CUDA
 device functions. numba-cuda can call a CPU ``@jit`` function from a kernel,
 but it compiles such a callee as a separate device function, and that step
 asks the driver for the GPU's compute capability, so kernels could no longer
@@ -26,9 +26,9 @@ Importing this module imports ``numba.cuda`` and builds the device functions
 """
 
 import math
-import types
 
 from .. import activations, losses, updates
+from ..compile import specialised
 from .device import import_cuda, jit_options, simulator_enabled
 
 cuda = import_cuda()
@@ -64,13 +64,7 @@ def _retarget(dispatcher, replacements):
     The body is copied with some of its globals rebound (see the module
     docstring); the source, and so the math, stays the CPU's.
     """
-    func = dispatcher.py_func
-    namespace = dict(func.__globals__)
-    namespace.update(replacements)
-    copy = types.FunctionType(func.__code__, namespace, func.__name__, func.__defaults__, func.__closure__)
-    copy.__qualname__ = func.__qualname__ + "_cuda"
-    copy.__doc__ = func.__doc__
-    return cuda.jit(**jit_options(device=True))(copy)
+    return cuda.jit(**jit_options(device=True))(specialised(dispatcher.py_func, "_cuda", **replacements))
 
 
 def _build():
@@ -87,6 +81,9 @@ def _build():
     math_globals["softmax_row_parts"] = _retarget(losses.softmax_row_parts, math_globals)  # loss_row calls it
     built["loss_row"] = _retarget(losses.loss_row, math_globals)
     built["count_correct_row"] = _retarget(losses.count_correct_row, math_globals)
+    # update calls the two optimizers' steps by these names
+    math_globals.update({name: _retarget(getattr(updates, name), math_globals) for name in ("sgd_update",
+                                                                                          "adam_update")})
     built["update"] = _retarget(updates.update, math_globals)
     return built
 

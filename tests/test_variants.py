@@ -1,0 +1,161 @@
+"""Compiled variants (fastbp/kernels/variants.py): a driver compiled for a network's own activations, loss and
+optimizer computes what the general driver computes, compiles only that code, and gives way to the general
+driver once that one is compiled."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+from conftest import make_data
+
+import fastbp
+from fastbp import training
+from fastbp.kernels import driver
+from fastbp.kernels.layout import ACTIVATIONS, ADAM, IDENTITY, LOSSES, RELU, SGD, TANH
+from fastbp.kernels.variants import GENERAL, Variant
+
+
+def test_a_variant_holds_sorted_distinct_known_codes():
+    v = Variant(activations=[RELU, IDENTITY, RELU], losses=[LOSSES["mse"]], optimizers=[SGD])
+    assert (v.activations, v.losses, v.optimizers) == ((IDENTITY, RELU), (LOSSES["mse"],), (SGD,))
+    assert v == Variant([IDENTITY, RELU], [LOSSES["mse"]], [SGD]) and hash(v) == hash(Variant([RELU, IDENTITY],
+                                                                                             [LOSSES["mse"]], [SGD]))
+    assert v != GENERAL and GENERAL.activations == tuple(sorted(ACTIVATIONS.values()))
+    assert numba.typeof(v) != numba.typeof(GENERAL)
+    assert numba.typeof(v) == numba.typeof(Variant([IDENTITY, RELU], [LOSSES["mse"]], [SGD]))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(activations=[]), "activation codes must be a non-empty subset"),
+    (dict(activations=[99]), r"activation codes must be a non-empty subset of \(0, 1, 2, 3, 4, 5, 6, 7\), got \(99,\)"),
+    (dict(losses=[7]), "loss codes"),
+    (dict(optimizers=[3]), "optimizer codes"),
+])
+def test_a_variant_refuses_unknown_codes(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Variant(**kwargs)
+
+
+def test_an_unknown_variant_choice_is_refused():
+    with pytest.raises(ValueError, match="unknown variant choice 'some'; expected one of"):
+        with training.variants("some"):
+            pass
+
+
+def test_the_network_variant_serves_its_codes_only():
+    net = fastbp.MLP([3, 4, 5, 2], activation=["tanh", "relu"], loss="mse").network
+    assert training.network_variant(net) == Variant([IDENTITY, RELU, TANH])  # every loss and optimizer
+    assert training.network_variant(net, loss=True) == Variant([IDENTITY, RELU, TANH], [LOSSES["mse"]])
+    assert training.network_variant(net, optimizer=ADAM) == Variant([IDENTITY, RELU, TANH], [LOSSES["mse"]],
+                                                                    [ADAM])
+
+
+CASES = [
+    # (activations, loss, optimizer, backend, sparse)
+    (["relu", "tanh"], "softmax_cross_entropy", "sgd", "cpu", False),
+    (["gelu", "sigmoid"], "binary_cross_entropy", "adam", "cpu", False),
+    (["elu", "softplus"], "mse", "adamw", "parallel", False),
+    (["leaky_relu", "relu"], "poisson", "sgd", "cpu", True),
+    (["identity", "tanh"], "softmax_cross_entropy", "adam", "parallel", False),
+]
+OPTIMIZERS = {"sgd": lambda: fastbp.SGD(lr=0.05, momentum=0.9), "adam": lambda: fastbp.Adam(lr=1e-2),
+              "adamw": lambda: fastbp.AdamW(lr=1e-2, weight_decay=0.1)}
+
+
+def _run(choice, activations, loss, opt_name, backend, sparse, dtype):
+    X, y = make_data("mse" if loss == "poisson" else loss, n=60, k=3, d=5)
+    if loss == "poisson":  # counts
+        y = np.random.default_rng(1).poisson(1.0, (60, 3)).astype(np.float64)
+    if sparse:
+        import scipy.sparse
+        X = scipy.sparse.csr_matrix(np.where(np.abs(X) > 0.7, X, 0.0))
+    model = fastbp.MLP([5, 7, 6, 3], activation=activations, loss=loss, dtype=dtype, seed=3)
+    with training.variants(choice):
+        model.fit(X, y, epochs=2, batch_size=8, optimizer=OPTIMIZERS[opt_name](), backend=backend, l2=1e-3,
+                  sample_weight=np.linspace(0.5, 1.5, 60))
+        loss_value, gWs, gbs = model.loss_and_grad(X, y, l2=1e-3)
+        out = model.predict(X)
+    return model.theta.copy(), loss_value, np.concatenate([g.ravel() for g in gWs + gbs]), out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join([*c[0], c[1], c[2], c[3]] + ["sparse"] * c[4]))
+def test_the_network_variant_computes_what_the_general_one_does(case, dtype):
+    """The same arithmetic, to rounding: fast math lets LLVM fuse multiply-adds differently in differently shaped
+    code (and cached code can differ from fresh by an ulp), so the two agree to a few ulps, often bit for bit."""
+    general = _run("general", *case, dtype)
+    own = _run("network", *case, dtype)
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=2e-5, atol=1e-6)
+    for a, b, what in zip(own, general, ("weights after fit", "loss_and_grad loss", "gradient", "predict")):
+        np.testing.assert_allclose(a, b, **tol, err_msg=what)
+
+
+def _signatures_for(dispatcher, variant):
+    return [sig for sig in dispatcher.signatures if sig[-1] == numba.typeof(variant)]
+
+
+SYMBOLS_COMPILED = """
+import json, numba, numpy as np, fastbp
+from fastbp import training
+from fastbp.kernels import driver
+from fastbp.kernels.layout import IDENTITY, LOSSES, RELU, SGD
+from fastbp.kernels.variants import GENERAL, Variant
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((16, 3)), rng.integers(0, 2, 16)
+model = fastbp.MLP([3, 4, 2], activation="relu", loss="softmax_cross_entropy", dtype=np.float64, seed=0)
+found = {}
+for choice, variant in (("network", Variant([IDENTITY, RELU], [LOSSES["softmax_cross_entropy"]], [SGD])),
+                        ("general", GENERAL)):
+    with training.variants(choice):
+        model.fit(X, y, epochs=1, batch_size=8, optimizer=fastbp.SGD(lr=0.01), backend="cpu")
+    (sig,) = [s for s in driver.train_epoch.signatures if s[-1] == numba.typeof(variant)]
+    code = driver.train_epoch.inspect_llvm(sig)
+    found[choice] = [symbol for symbol in ("expm1", "log1p", "llvm.sqrt") if symbol in code]
+print(json.dumps(found))
+"""
+
+
+def test_the_network_variant_compiles_none_of_the_other_activations_losses_or_optimizers(tmp_path):
+    """ELU's expm1, softplus's and binary cross-entropy's log1p, Adam's square root: the general driver has them,
+    the relu, softmax cross-entropy and SGD driver none (compiled afresh: cached code keeps no LLVM IR)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    run = subprocess.run([sys.executable, "-c", SYMBOLS_COMPILED], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"network": [], "general": ["expm1", "log1p", "llvm.sqrt"]}
+
+
+def test_once_the_general_variant_is_compiled_every_network_uses_it():
+    X, y = make_data("softmax_cross_entropy", n=16, k=3, d=3)
+    first = fastbp.MLP([3, 4, 3], activation="relu", loss="softmax_cross_entropy", dtype=np.float64, seed=0)
+    with training.variants("general"):
+        first.fit(X, y, epochs=1, batch_size=8, backend="cpu")
+    compiled = list(driver.train_epoch.signatures)
+    other = fastbp.MLP([3, 5, 3], activation="softplus", loss="mse", dtype=np.float64, seed=1)
+    other.fit(X, np.eye(3)[y], epochs=1, batch_size=8, optimizer=fastbp.AdamW(), backend="cpu")
+    assert driver.train_epoch.signatures == compiled  # nothing new was compiled: the general variant served it
+
+
+def test_a_second_kind_of_network_takes_the_general_variant():
+    """float32 on the parallel backend with sample weights: argument types no other test here trains with."""
+    X, y = make_data("mse", n=16, k=2, d=3)
+    X, y, sw = X.astype(np.float32), y.astype(np.float32), np.ones(16)
+    first = fastbp.MLP([3, 4, 2], activation="gelu", loss="mse", dtype=np.float32, seed=0)
+    with training.variants("network"):
+        first.fit(X, y, epochs=1, batch_size=8, backend="parallel", sample_weight=sw)
+    second = fastbp.MLP([3, 4, 2], activation="sigmoid", loss="mse", dtype=np.float32, seed=0)
+    second.fit(X, y, epochs=1, batch_size=8, backend="parallel", sample_weight=sw)
+    (first_sig,) = _signatures_for(driver.train_epoch_parallel, Variant([IDENTITY, ACTIVATIONS["gelu"]],
+                                                                        [LOSSES["mse"]], [ADAM]))
+    general_sig = (*first_sig[:-1], numba.typeof(GENERAL))
+    assert general_sig in driver.train_epoch_parallel.signatures
+    assert not _signatures_for(driver.train_epoch_parallel, Variant([IDENTITY, ACTIVATIONS["sigmoid"]],
+                                                                    [LOSSES["mse"]], [ADAM]))
+    # and the first network, trained again, keeps its own variant
+    count = len(driver.train_epoch_parallel.signatures)
+    first.fit(X, y, epochs=1, batch_size=8, backend="parallel", sample_weight=sw)
+    assert len(driver.train_epoch_parallel.signatures) == count
