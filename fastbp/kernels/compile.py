@@ -229,7 +229,7 @@ if _settings.CACHE:
 install_region_launcher()
 
 
-def jit(func=None, *, parallel=False, inline="never", nogil=True):
+def jit(func=None, *, parallel=False, inline="never", nogil=True, from_python=True):
     """Compile ``func`` with fastbp's flags (fastmath, cache, nogil) in nopython mode.
 
     Parameters
@@ -247,6 +247,11 @@ def jit(func=None, *, parallel=False, inline="never", nogil=True):
         functions that Python calls many times on small work, the public
         kernels: releasing the GIL costs a little on every call, and beside
         a busy Python thread taking it back waits a switch interval.
+    from_python : bool, default True
+        Whether Python may call the function. ``False`` is for functions
+        that only compiled code calls (the drivers' inner passes): Numba
+        then builds no Python wrapper for them, whose argument unboxing is a
+        large part of a small function's compilation.
 
     Returns
     -------
@@ -254,8 +259,11 @@ def jit(func=None, *, parallel=False, inline="never", nogil=True):
         The compiled dispatcher (compilation itself happens on first call).
     """
     if func is None:
-        return lambda f: jit(f, parallel=parallel, inline=inline, nogil=nogil)
-    options = dict(fastmath=_settings.FASTMATH, parallel=parallel, inline=inline, error_model="numpy", nogil=nogil)
+        return lambda f: jit(f, parallel=parallel, inline=inline, nogil=nogil, from_python=from_python)
+    # no_cfunc_wrapper: no C-callable wrapper (for first-class function use, which fastbp never makes); each costs
+    # compilation time
+    options = dict(fastmath=_settings.FASTMATH, parallel=parallel, inline=inline, error_model="numpy", nogil=nogil,
+                   no_cfunc_wrapper=True, no_cpython_wrapper=not from_python)
     if _settings.CACHE:
         try:
             dispatcher = numba.njit(cache=True, **options)(func)
@@ -329,7 +337,7 @@ def specialised(func, suffix, **bindings):
     return copy
 
 
-def serial_and_parallel(func):
+def serial_and_parallel(func, from_python=True):
     """Compile one Python body twice: as a serial kernel and as its ``prange``-parallel variant.
 
     Parameters
@@ -345,4 +353,5 @@ def serial_and_parallel(func):
         named ``<name>_parallel`` so that the two never share a cache entry
         (Numba's cache index does not record the ``parallel`` flag).
     """
-    return jit(func), jit(specialised(func, "_parallel"), parallel=True)
+    return jit(func, from_python=from_python), jit(specialised(func, "_parallel"), parallel=True,
+                                                  from_python=from_python)

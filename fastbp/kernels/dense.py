@@ -74,7 +74,7 @@ def _task_count(count):
     return max(1, min(_MAX_TASKS, count // _TASK_ELEMENTS))
 
 
-@jit
+@jit(inline="always")
 def _outer_rows(a, d, gW, lo, hi):
     """Rows ``lo:hi`` of the outer product ``gW = a[:, None] * d[None, :]``."""
     for k in range(lo, hi):
@@ -84,7 +84,7 @@ def _outer_rows(a, d, gW, lo, hi):
             g[j] = ak * d[j]
 
 
-@jit
+@jit(inline="always")
 def _column_sums(D, gb, lo, hi):
     """Columns ``lo:hi`` of ``gb = D.sum(0)``, rows added in order."""
     g = gb[lo:hi]
@@ -97,7 +97,7 @@ def _column_sums(D, gb, lo, hi):
             g[j] += row[j]
 
 
-@jit
+@jit(inline="always")
 def _small_product_transposed(D, W, out):
     """``out = D @ W.T`` by plain loops, each element a dot product of two rows (``W.shape[1] >= 1``)."""
     for i in range(D.shape[0]):
@@ -111,7 +111,7 @@ def _small_product_transposed(D, W, out):
             o[k] = s
 
 
-@jit
+@jit(inline="always")
 def _row_product(x, W, z):
     """``z = x @ W`` for one row: a fused multiply-add per weight, inputs in order, as BLAS does a row of a batch."""
     d_out = z.shape[0]
@@ -207,9 +207,9 @@ def _weight_gradient(A_prev, D, gW, gb):
             _column_sums(D, gb, lo, hi)
 
 
-_dense_forward, _dense_forward_parallel = serial_and_parallel(_dense_forward)
-_backprop_delta, _backprop_delta_parallel = serial_and_parallel(_backprop_delta)
-_weight_gradient, _weight_gradient_parallel = serial_and_parallel(_weight_gradient)
+_dense_forward, _dense_forward_parallel = serial_and_parallel(_dense_forward, from_python=False)
+_backprop_delta, _backprop_delta_parallel = serial_and_parallel(_backprop_delta, from_python=False)
+_weight_gradient, _weight_gradient_parallel = serial_and_parallel(_weight_gradient, from_python=False)
 
 
 # ----------------------------------------------------------------------------- the public, checked kernels

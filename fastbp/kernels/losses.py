@@ -192,7 +192,7 @@ def count_correct_row(z, t, code):
     return 0
 
 
-@jit
+@jit(from_python=False)
 def row_losses(Z, T, sw, code, scale, D):
     """:func:`loss_row` and :func:`count_correct_row` over a block of output rows, as :func:`softmax_rows` does.
 
@@ -222,7 +222,7 @@ def output_delta(Z, T, sw, code, scale, D):
     raise TypeError("output_delta runs in compiled code only")
 
 
-@overload(output_delta, inline="always")
+@overload(output_delta)
 def _output_delta_overload(Z, T, sw, code, scale, D):
     codes = members(code, "loss", ALL_LOSSES)
     if codes == (SOFTMAX_CROSS_ENTROPY,):

@@ -51,7 +51,7 @@ def update(code, theta, g, m, v, hyper, step):
         adam_update(code, theta, g, m, v, hyper, step)
 
 
-@jit
+@jit(from_python=False)
 def sgd_update(theta, g, m, hyper):
     """:func:`update` for ``SGD`` (``m`` is the momentum buffer)."""
     n = theta.shape[0]
@@ -77,7 +77,7 @@ def sgd_update(theta, g, m, hyper):
             theta[i] -= lr * buf
 
 
-@jit
+@jit(from_python=False)
 def adam_update(code, theta, g, m, v, hyper, step):
     """:func:`update` for ``ADAM`` and ``ADAMW``."""
     n = theta.shape[0]
@@ -117,7 +117,7 @@ def optimizer_step(code, theta, g, m, v, hyper, step):
     raise TypeError("optimizer_step runs in compiled code only")
 
 
-@overload(optimizer_step, inline="always")
+@overload(optimizer_step)
 def _optimizer_step_overload(code, theta, g, m, v, hyper, step):
     codes = members(code, "optimizer", ALL_OPTIMIZERS)
     if codes == (SGD,):
