@@ -215,7 +215,7 @@ class CompiledTrainer(EpochRunner):
                                           self.zbuf, self.abuf, self.dbuf, self.gbuf, self.chunk_out, opt.code,
                                           self.hyper, opt.m, opt.v, opt.step, stats, first, last, rates, self.clip,
                                           self.dropout, self.seed),
-                        self.variant)
+                        self.variant, self.theta.dtype)
         if rates is not None and len(rates):
             opt.lr = float(rates[-1])
 
@@ -492,7 +492,7 @@ class FullBatchObjective:
         sw = self._no_weights if sw is None else sw
         return call_driver(self._run, (data, ids, self.T[a:b], sw, self.theta, self.network.layer_table(b - a),
                                        self.network.loss_code, l2, *self._bufs, grad),
-                           network_variant(self.network, loss=True))
+                           network_variant(self.network, loss=True), self.theta.dtype)
 
     def _reference(self):
         net = self.network
@@ -518,7 +518,7 @@ def output_logits(network, theta, X):
     out = np.empty((n, network.n_outputs), dtype=network.dtype)
     run, data, ids = _full_batch(driver.predict_raw, driver.predict_raw_sparse, X)
     call_driver(run, (data, ids, theta, network.layer_table(block), block, zbuf, abuf, out),
-                network_variant(network))
+                network_variant(network), theta.dtype)
     return out
 
 
@@ -563,10 +563,10 @@ def variants(choice):
         _variant_choice = before
 
 
-_takes_general = {}  # (driver, network variant) -> whether that network's calls take the general variant
+_takes_general = {}  # (driver, network variant, dtype) -> whether those calls take the general variant
 
 
-def call_driver(run, args, variant):
+def call_driver(run, args, variant, dtype):
     """Call the compiled driver ``run`` with ``args`` and a variant: the network's own, or the general one.
 
     A process that trains one kind of network compiles only what that
@@ -580,13 +580,14 @@ def call_driver(run, args, variant):
     search over activations would compile dozens). :func:`variants`
     overrides the rule.
 
-    The choice is made at a network variant's first call of ``run`` and
-    kept: either variant computes the same results, and looking at the
-    argument types on every call would cost more than a small ``predict``.
+    The choice is made at the first call of ``run`` for a network variant
+    and ``dtype`` (the parameters'), and kept: either variant computes the
+    same results, and looking at all the argument types on every call would
+    cost more than a small ``predict``.
     """
     if _variant_choice != "auto":
         return run(*args, GENERAL if _variant_choice == "general" else variant)
-    key = (run, variant)
+    key = (run, variant, dtype)
     general = _takes_general.get(key)
     if general is None:
         general = _takes_general[key] = _general_serves(run, args, variant)

@@ -30,6 +30,10 @@ stepped while it is in cache. ``train_epoch`` is serial with one chunk;
 ``train_epoch_parallel``, compiled from the same body, runs the chunks and
 the parameter spans on threads.
 
+Every driver takes a last argument ``variant``, the activation, loss and
+optimizer codes it is compiled to serve (:mod:`.variants`): the general
+variant serves every network; a network's own compiles only its codes.
+
 The trainers of :mod:`fastbp.training` are the only host code that calls
 these drivers.
 """
@@ -301,6 +305,10 @@ def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbu
         ``1 / (1 - p)``, or None for no dropout.
     seed : int
         The dropout masks' seed (see :mod:`.dropout`).
+    variant : Variant
+        The activation, loss and optimizer codes this compilation serves
+        (:mod:`.variants`): :data:`.variants.GENERAL` for every network, or
+        the network's own, which compiles less code.
     """
     n = n_samples(X)
     k = T.shape[1]
@@ -406,8 +414,8 @@ def loss_and_grad(X, rows, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, gra
 
     ``X`` is dense or CSR (see :mod:`.inputs`); ``rows`` holds its row
     indices ``0..n-1`` when sparse (it is not read when dense). ``sw`` holds
-    sample weights (or is empty) and ``l2`` the weight penalty, as in
-    :func:`train_epoch`. The workspaces are single rows of width
+    sample weights (or is empty), ``l2`` the weight penalty and ``variant``
+    the codes served, as in :func:`train_epoch`. The workspaces are single rows of width
     ``n * sum(d_out)``. Returns the mean loss (float64, with the penalty) and
     the number of correct predictions.
     """
@@ -432,8 +440,9 @@ def loss_and_grad(X, rows, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, gra
 def predict_raw(X, rows, theta, layers, block, zbuf, abuf, out, variant):
     """Output-layer pre-activations of ``X``, computed ``block`` rows at a time into ``out``.
 
-    ``X`` and ``rows`` are as in :func:`loss_and_grad`. ``zbuf`` and ``abuf``
-    are workspaces of ``block * sum(d_out)`` elements.
+    ``X``, ``rows`` and ``variant`` are as in :func:`loss_and_grad` (only
+    the activations of ``variant`` matter here). ``zbuf`` and ``abuf`` are
+    workspaces of ``block * sum(d_out)`` elements.
     """
     n = n_samples(X)
     for start in range(0, n, block):
