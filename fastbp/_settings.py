@@ -24,6 +24,15 @@ FASTBP_THREADING_LAYER
 FASTBP_PARALLEL_MIN_WORK
     Multiply-adds per minibatch above which ``backend="auto"`` chooses the
     parallel backend (default 2,000,000).
+FASTBP_VARIANTS
+    Which compiled variant of the drivers fits and predictions run (see
+    :mod:`fastbp.kernels.variants`): ``auto`` (default: the network's own,
+    which compiles only its activations, loss and optimizer, unless the
+    general one is compiled already or another network's variant is),
+    ``network`` (always the network's own) or ``general`` (always the one
+    that serves every network). The two agree to a few ulps, not always bit
+    for bit: processes that must give bit-identical results should set the
+    same value other than ``auto``.
 FASTBP_CUDA_TILE
     Edge of the square tiles of the CUDA matrix-product kernels: a block has
     ``CUDA_TILE ** 2`` threads and two ``CUDA_TILE x CUDA_TILE`` tiles of
@@ -65,10 +74,18 @@ def _positive_int(name, default):
     return value
 
 
+def _choice(name, default, choices):
+    value = os.environ.get(name, default).strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 FASTMATH = {"reassoc", "contract", "nsz"} if _flag("FASTBP_FASTMATH", "1") else False
 CACHE = _flag("FASTBP_CACHE", "1")
 THREADING_LAYER = os.environ.get("FASTBP_THREADING_LAYER", "auto").strip().lower()
 PARALLEL_MIN_WORK = int(os.environ.get("FASTBP_PARALLEL_MIN_WORK", "2000000"))
+VARIANTS = _choice("FASTBP_VARIANTS", "auto", ("auto", "network", "general"))
 
 CUDA_TILE = _positive_int("FASTBP_CUDA_TILE", 16)
 CUDA_THREADS = _positive_int("FASTBP_CUDA_THREADS", 256)

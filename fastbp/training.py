@@ -24,6 +24,7 @@ runs (:func:`fastbp.kernels.threads.blas_threads`); parallel epochs take turns
 """
 
 import contextlib
+import contextvars
 import functools
 import inspect
 import time
@@ -523,11 +524,23 @@ def output_logits(network, theta, X):
 
 
 def network_variant(network, loss=False, optimizer=None):
-    """The compiled variant that serves ``network``'s activations (and its loss, and optimizer ``optimizer``).
+    """The compiled variant that serves ``network``'s activations, and its loss and optimizer when asked.
 
-    Without ``loss`` or ``optimizer`` the variant serves every loss or
-    optimizer: a driver that never reads them (``predict_raw`` reads neither)
-    then keeps one compiled variant whatever the model's loss and optimizer.
+    Parameters
+    ----------
+    network : Network
+    loss : bool
+        Serve the network's loss only (``loss_and_grad``); otherwise every loss.
+    optimizer : int or None
+        An optimizer code: serve it and the network's loss only (an epoch);
+        None serves every optimizer (and follows ``loss`` for the loss).
+
+    Returns
+    -------
+    Variant
+        One object per set of codes: a driver that never reads the loss or
+        the optimizer (``predict_raw`` reads neither) keeps one compiled
+        variant whatever the model's loss and optimizer.
     """
     losses = (network.loss_code,) if loss or optimizer is not None else GENERAL.losses
     optimizers = GENERAL.optimizers if optimizer is None else (optimizer,)
@@ -541,29 +554,34 @@ def _variant(activations, losses, optimizers):
 
 
 VARIANT_CHOICES = ("auto", "general", "network")
-_variant_choice = "auto"
+# Per thread of control (a context variable), so that a block of variants() in one thread leaves the others alone.
+_variant_choice = contextvars.ContextVar("fastbp_variant_choice", default=_settings.VARIANTS)
 
 
 @contextlib.contextmanager
 def variants(choice):
-    """Within the block, compiled drivers run the variant ``choice``: ``"general"``, ``"network"`` or ``"auto"``.
+    """Within the block, compiled drivers run the variant ``choice``.
 
-    ``"auto"`` (the default) is :func:`call_driver`'s rule. ``"general"``
-    compiles the variants that serve every network (``python -m fastbp
-    warmup`` puts them in the cache); ``"network"`` always takes the
-    network's own (the tests compare the two).
+    Parameters
+    ----------
+    choice : {"auto", "general", "network"}
+        ``"auto"`` is :func:`call_driver`'s rule. ``"general"`` runs (and so
+        compiles) the variants that serve every network, as ``python -m
+        fastbp warmup`` does; ``"network"`` always the network's own. The
+        default outside any block is ``FASTBP_VARIANTS`` (see
+        :mod:`fastbp._settings`). The setting holds for the current thread
+        (context) only.
     """
-    global _variant_choice
     if choice not in VARIANT_CHOICES:
         raise ValueError(f"unknown variant choice {choice!r}; expected one of {VARIANT_CHOICES}")
-    before, _variant_choice = _variant_choice, choice
+    token = _variant_choice.set(choice)
     try:
         yield
     finally:
-        _variant_choice = before
+        _variant_choice.reset(token)
 
 
-_takes_general = {}  # (driver, network variant, dtype) -> whether those calls take the general variant
+_takes_general = {}  # (driver, network variant, dtype, which arguments are None) -> take the general variant?
 
 
 def call_driver(run, args, variant, dtype):
@@ -577,17 +595,37 @@ def call_driver(run, args, variant, dtype):
     it), and when another network's variant is compiled already for the
     same argument types: a process that trains several kinds of network
     compiles the general variant once, and not one variant for each (a
-    search over activations would compile dozens). :func:`variants`
-    overrides the rule.
+    search over activations would compile dozens). :func:`variants` and
+    ``FASTBP_VARIANTS`` override the rule. The two variants run the same
+    arithmetic, but LLVM may fuse multiply-adds differently in the two, so
+    their results agree to a few ulps, not always bit for bit.
 
-    The choice is made at the first call of ``run`` for a network variant
-    and ``dtype`` (the parameters'), and kept: either variant computes the
-    same results, and looking at all the argument types on every call would
-    cost more than a small ``predict``.
+    Parameters
+    ----------
+    run : numba dispatcher
+        A driver of :mod:`fastbp.kernels.driver`.
+    args : tuple
+        Its arguments but the last, the variant.
+    variant : Variant
+        The network's own variant (:func:`network_variant`).
+    dtype : numpy.dtype
+        The parameters' dtype.
+
+    Returns
+    -------
+    What ``run`` returns.
+
+    Notes
+    -----
+    The choice is made at the first call for a driver, a network variant,
+    a dtype and a pattern of None arguments (optional features off or on),
+    and kept: looking at every argument's type on every call would cost
+    more than a small ``predict``.
     """
-    if _variant_choice != "auto":
-        return run(*args, GENERAL if _variant_choice == "general" else variant)
-    key = (run, variant, dtype)
+    choice = _variant_choice.get()
+    if choice != "auto":
+        return run(*args, GENERAL if choice == "general" else variant)
+    key = (run, variant, dtype, tuple(a is None for a in args))
     general = _takes_general.get(key)
     if general is None:
         general = _takes_general[key] = _general_serves(run, args, variant)
@@ -596,12 +634,15 @@ def call_driver(run, args, variant, dtype):
 
 def _general_serves(run, args, variant):
     """Whether ``run(*args)`` should take the general variant (see :func:`call_driver`)."""
-    types = argument_types(run, (*args, GENERAL))
-    if types is None or types in run.overloads:
+    types = argument_types((*args, GENERAL))
+    if types is None:
+        return True  # an argument Numba cannot type: the call reports it, whichever the variant
+    compiled = list(run.overloads)  # one copy, taken at once (another thread may be compiling)
+    if types in compiled:
         return True
-    if (*types[:-1], numba.typeof(variant)) in run.overloads:
+    if (*types[:-1], numba.typeof(variant)) in compiled:
         return False
-    return any(sig[:-1] == types[:-1] for sig in run.overloads) or is_cached(run, types)
+    return any(sig[:-1] == types[:-1] for sig in compiled) or is_cached(run, types)
 
 
 def _full_batch(dense, sparse, X):

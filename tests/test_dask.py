@@ -25,6 +25,7 @@ import joblib  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 
+from fastbp import training  # noqa: E402
 from fastbp.datasets import load_digits  # noqa: E402
 from fastbp.sklearn import MLPClassifier  # noqa: E402
 
@@ -67,7 +68,9 @@ def _run(tmp_path):
 
     X, y = load_digits()
     X, y = X[:300], y[:300]
-    with warnings.catch_warnings():
+    # Bit-identical results across processes need the same compiled variant in all of them: the network's own
+    # here, whatever this test process compiled before.
+    with warnings.catch_warnings(), training.variants("network"):
         warnings.simplefilter("ignore", ConvergenceWarning)
         serial = _search().fit(X, y)
 
@@ -77,6 +80,7 @@ def _run(tmp_path):
     cache = tmp_path / "shared-numba-cache"
     cache.mkdir()
     env = {"NUMBA_CACHE_DIR": str(cache),                          # cold, shared by both workers
+           "FASTBP_VARIANTS": "network",                           # the variant this process runs (below)
            "NUMBA_NUM_THREADS": str(numba.get_num_threads()),       # the same minibatch split as here
            "FASTBP_THREADING_LAYER": "omp"}
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -85,13 +89,15 @@ def _run(tmp_path):
         assert all(addr.startswith("tcp://127.0.0.1:") for addr in client.scheduler_info()["workers"])
         with joblib.parallel_config(backend="dask"), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # the refit runs here
-            dask_search = _search().set_params(n_jobs=-1).fit(X, y)
+            with training.variants("network"):
+                dask_search = _search().set_params(n_jobs=-1).fit(X, y)
         reports = list(client.run(_worker_report).values())
 
     assert dask_search.best_params_ == serial.best_params_
     for key in ["mean_test_score", "std_test_score", "split0_test_score", "split1_test_score", "rank_test_score"]:
         np.testing.assert_array_equal(dask_search.cv_results_[key], serial.cv_results_[key], err_msg=key)
-    np.testing.assert_array_equal(dask_search.predict_proba(X), serial.predict_proba(X))
+    with training.variants("network"):
+        np.testing.assert_array_equal(dask_search.predict_proba(X), serial.predict_proba(X))
 
     assert len({r["pid"] for r in reports}) == 2 and os.getpid() not in {r["pid"] for r in reports}
     for r in reports:  # both workers trained with the parallel backend, on OpenMP, from the shared cache dir
@@ -108,7 +114,7 @@ def _run(tmp_path):
     (tmp_path / "params.pkl").write_bytes(pickle.dumps(best.get_params()))
     out = subprocess.run([sys.executable, PROGRAMS / "fit_from_shared_cache.py", tmp_path], capture_output=True,
                          text=True, cwd=ROOT, timeout=120,
-                         env={**os.environ, "NUMBA_CACHE_DIR": str(cache),
+                         env={**os.environ, "NUMBA_CACHE_DIR": str(cache), "FASTBP_VARIANTS": "network",
                               "NUMBA_NUM_THREADS": str(numba.get_num_threads())})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "loaded from cache, same weights" in out.stdout

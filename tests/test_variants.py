@@ -4,6 +4,7 @@ driver once that one is compiled."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ from conftest import make_data
 import fastbp
 from fastbp import training
 from fastbp.kernels import driver
-from fastbp.kernels.layout import ACTIVATIONS, ADAM, IDENTITY, LOSSES, RELU, SGD, TANH
+from fastbp.kernels.layout import ACTIVATIONS, ADAM, ADAMW, IDENTITY, LOSSES, RELU, SGD, TANH
 from fastbp.kernels.variants import GENERAL, Variant
 
 
@@ -31,7 +32,9 @@ def test_a_variant_holds_sorted_distinct_known_codes():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(activations=[]), "activation codes must be a non-empty subset"),
-    (dict(activations=[99]), r"activation codes must be a non-empty subset of \(0, 1, 2, 3, 4, 5, 6, 7\), got \(99,\)"),
+    (dict(activations=[99]), re.escape(f"activation codes must be a non-empty subset of "
+                                       f"{tuple(sorted(ACTIVATIONS.values()))}, got (99,)")),
+    (dict(activations=iter([1.5])), r"activation codes must be .*, got \(1.5,\)"),
     (dict(losses=[7]), "loss codes"),
     (dict(optimizers=[3]), "optimizer codes"),
 ])
@@ -135,27 +138,54 @@ def test_once_the_general_variant_is_compiled_every_network_uses_it():
     with training.variants("general"):
         first.fit(X, y, epochs=1, batch_size=8, backend="cpu")
     compiled = list(driver.train_epoch.signatures)
+    other_variant = Variant([IDENTITY, ACTIVATIONS["softplus"]], [LOSSES["mse"]], [ADAMW])
+    assert not _signatures_for(driver.train_epoch, other_variant)
     other = fastbp.MLP([3, 5, 3], activation="softplus", loss="mse", dtype=np.float64, seed=1)
     other.fit(X, np.eye(3)[y], epochs=1, batch_size=8, optimizer=fastbp.AdamW(), backend="cpu")
     assert driver.train_epoch.signatures == compiled  # nothing new was compiled: the general variant served it
 
 
-def test_a_second_kind_of_network_takes_the_general_variant():
-    """float32 on the parallel backend with sample weights: argument types no other test here trains with."""
-    X, y = make_data("mse", n=16, k=2, d=3)
-    X, y, sw = X.astype(np.float32), y.astype(np.float32), np.ones(16)
-    first = fastbp.MLP([3, 4, 2], activation="gelu", loss="mse", dtype=np.float32, seed=0)
-    with training.variants("network"):
-        first.fit(X, y, epochs=1, batch_size=8, backend="parallel", sample_weight=sw)
-    second = fastbp.MLP([3, 4, 2], activation="sigmoid", loss="mse", dtype=np.float32, seed=0)
-    second.fit(X, y, epochs=1, batch_size=8, backend="parallel", sample_weight=sw)
-    (first_sig,) = _signatures_for(driver.train_epoch_parallel, Variant([IDENTITY, ACTIVATIONS["gelu"]],
-                                                                        [LOSSES["mse"]], [ADAM]))
-    general_sig = (*first_sig[:-1], numba.typeof(GENERAL))
-    assert general_sig in driver.train_epoch_parallel.signatures
-    assert not _signatures_for(driver.train_epoch_parallel, Variant([IDENTITY, ACTIVATIONS["sigmoid"]],
-                                                                    [LOSSES["mse"]], [ADAM]))
-    # and the first network, trained again, keeps its own variant
-    count = len(driver.train_epoch_parallel.signatures)
-    first.fit(X, y, epochs=1, batch_size=8, backend="parallel", sample_weight=sw)
-    assert len(driver.train_epoch_parallel.signatures) == count
+SECOND_KIND = """
+import json, numba, numpy as np, fastbp
+from fastbp import training
+from fastbp.kernels import driver
+from fastbp.kernels.layout import ACTIVATIONS, ADAM, IDENTITY, LOSSES
+from fastbp.kernels.variants import GENERAL, Variant
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((16, 3)), rng.standard_normal((16, 2))
+run = driver.train_epoch
+own = {name: Variant([IDENTITY, ACTIVATIONS[name]], [LOSSES["mse"]], [ADAM]) for name in ("gelu", "sigmoid")}
+def compiled(variant):
+    return [s for s in run.signatures if s[-1] == numba.typeof(variant)]
+first = fastbp.MLP([3, 4, 2], activation="gelu", loss="mse", dtype=np.float64, seed=0)
+first.fit(X, y, epochs=1, batch_size=8, backend="cpu")
+report = {"first": [len(compiled(own["gelu"])), len(compiled(GENERAL))]}
+second = fastbp.MLP([3, 4, 2], activation="sigmoid", loss="mse", dtype=np.float64, seed=0)
+second.fit(X, y, epochs=1, batch_size=8, backend="cpu")
+report["second"] = [len(compiled(own["sigmoid"])), len(compiled(GENERAL))]
+count = len(run.signatures)
+first.fit(X, y, epochs=1, batch_size=8, backend="cpu")
+report["first again compiles"] = len(run.signatures) - count
+print(json.dumps(report))
+"""
+
+
+def test_a_second_kind_of_network_takes_the_general_variant(tmp_path):
+    """In a fresh process with an empty cache: the first network compiles its own variant, a second kind the general
+    one (not its own), and the first keeps its own."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    env.pop("FASTBP_VARIANTS", None)
+    run = subprocess.run([sys.executable, "-c", SECOND_KIND], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"first": [1, 0], "second": [0, 1], "first again compiles": 0}
+
+
+def test_a_variants_block_is_undone_on_leaving_it_even_by_an_error():
+    before = training._variant_choice.get()
+    with pytest.raises(RuntimeError):
+        with training.variants("general"):
+            with training.variants("network"):
+                assert training._variant_choice.get() == "network"
+            assert training._variant_choice.get() == "general"
+            raise RuntimeError
+    assert training._variant_choice.get() == before

@@ -1,4 +1,8 @@
-"""Activation functions and their derivatives, as njit helpers (their codes are in :mod:`.layout`).
+"""Activation functions and their derivatives (njit helpers; codes in :mod:`.layout`), and the block passes.
+
+The block passes, :func:`bias_activate` and :func:`scale_by_derivative`, run
+in compiled code only: their bodies are generated for the activations their
+code argument may take (see :mod:`.variants`).
 
 Each activation follows the ``torch.nn`` module of the same name with default
 settings: ``LeakyReLU(0.01)``, ``ELU(alpha=1)``, ``Softplus(beta=1,
@@ -23,7 +27,7 @@ from numba.extending import overload
 from .compile import jit
 from .fastmath import fast_exp, fast_tanh
 from .layout import ACTIVATION_NAMES, ELU, GELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTPLUS, TANH
-from .variants import ALL_ACTIVATIONS, code_value, members  # noqa: F401 (code_value: in the generated bodies)
+from .variants import ALL_ACTIVATIONS, code_value, served_codes  # noqa: F401 (code_value: in the generated bodies)
 from .views import flat_view  # noqa: F401 (in the generated bodies)
 
 LEAKY_SLOPE = 0.01
@@ -224,8 +228,8 @@ def _derivative_loop(code):
     return ["for i in range(d.shape[0]):", f"    d[i] *= {ACTIVATION_NAMES[code]}_derivative(z[i], a[i])"]
 
 
-def _compiled_body(name, params, lines):
-    """The function ``name(params)`` with these body lines, its globals this module's."""
+def _generated_function(name, params, lines):
+    """A Python function ``name(params)`` made from these body lines, its globals this module's (Numba compiles it)."""
     source = f"def {name}({params}):\n" + "".join(f"    {line}\n" for line in lines)
     namespace = {}
     exec(compile(source, f"<fastbp {name}>", "exec"), globals(), namespace)  # noqa: S102 (fixed templates)
@@ -255,8 +259,9 @@ def _bias_activate_overload(Z, b, A, code, lo, hi):
              "z = flat_view(Z)[lo * d:hi * d]",
              "a = flat_view(A)[lo * d:hi * d]",
              "k = code_value(code)"]
-    codes = members(code, "activation", ALL_ACTIVATIONS)
-    return _compiled_body("bias_activate_impl", "Z, b, A, code, lo, hi", lines + _branches(codes, _activation_loop))
+    codes = served_codes(code, "activation", ALL_ACTIVATIONS)
+    return _generated_function("bias_activate_impl", "Z, b, A, code, lo, hi",
+                               lines + _branches(codes, _activation_loop))
 
 
 def scale_by_derivative(d, z, a, code):
@@ -267,6 +272,6 @@ def scale_by_derivative(d, z, a, code):
 
 @overload(scale_by_derivative)
 def _scale_by_derivative_overload(d, z, a, code):
-    codes = members(code, "activation", ALL_ACTIVATIONS)
-    return _compiled_body("scale_by_derivative_impl", "d, z, a, code",
+    codes = served_codes(code, "activation", ALL_ACTIVATIONS)
+    return _generated_function("scale_by_derivative_impl", "d, z, a, code",
                           ["k = code_value(code)"] + _branches(codes, _derivative_loop))

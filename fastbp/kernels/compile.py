@@ -229,7 +229,7 @@ if _settings.CACHE:
 install_region_launcher()
 
 
-def jit(func=None, *, parallel=False, inline="never", nogil=True, from_python=True):
+def jit(func=None, *, parallel=False, inline="never", nogil=True):
     """Compile ``func`` with fastbp's flags (fastmath, cache, nogil) in nopython mode.
 
     Parameters
@@ -247,11 +247,6 @@ def jit(func=None, *, parallel=False, inline="never", nogil=True, from_python=Tr
         functions that Python calls many times on small work, the public
         kernels: releasing the GIL costs a little on every call, and beside
         a busy Python thread taking it back waits a switch interval.
-    from_python : bool, default True
-        Whether Python may call the function. ``False`` is for functions
-        that only compiled code calls (the drivers' inner passes): Numba
-        then builds no Python wrapper for them, whose argument unboxing is a
-        large part of a small function's compilation.
 
     Returns
     -------
@@ -259,11 +254,12 @@ def jit(func=None, *, parallel=False, inline="never", nogil=True, from_python=Tr
         The compiled dispatcher (compilation itself happens on first call).
     """
     if func is None:
-        return lambda f: jit(f, parallel=parallel, inline=inline, nogil=nogil, from_python=from_python)
-    # no_cfunc_wrapper: no C-callable wrapper (for first-class function use, which fastbp never makes); each costs
-    # compilation time
+        return lambda f: jit(f, parallel=parallel, inline=inline, nogil=nogil)
+    # no_cfunc_wrapper: no C-callable wrapper, which only a first-class function value of the kernel (a function
+    # stored in a tuple, say) would use, and whose compilation every cold start paid. (Numba's no_cpython_wrapper
+    # would save more for the inner passes, but a Python call of such a function crashes the interpreter.)
     options = dict(fastmath=_settings.FASTMATH, parallel=parallel, inline=inline, error_model="numpy", nogil=nogil,
-                   no_cfunc_wrapper=True, no_cpython_wrapper=not from_python)
+                   no_cfunc_wrapper=True)
     if _settings.CACHE:
         try:
             dispatcher = numba.njit(cache=True, **options)(func)
@@ -285,19 +281,42 @@ def jit(func=None, *, parallel=False, inline="never", nogil=True, from_python=Tr
 _not_in_cache = set()
 
 
-def argument_types(dispatcher, args):
-    """The Numba types ``dispatcher`` would compile ``args`` for (a key of its ``overloads``), or None."""
+def argument_types(args):
+    """The Numba types a dispatcher compiles ``args`` for (a key of its ``overloads``), or None.
+
+    Parameters
+    ----------
+    args : sequence
+        Arguments as a call from Python passes them.
+
+    Returns
+    -------
+    tuple of numba types, or None
+        None when an argument has no Numba type.
+    """
+    from numba.core.typing.typeof import Purpose, typeof
+
     try:
-        return tuple(dispatcher.typeof_pyval(a) for a in args)
-    except Exception:  # an argument Numba has no type for: the call itself reports it
+        found = tuple(typeof(a, Purpose.argument) for a in args)
+    except ValueError:  # Numba cannot type it
         return None
+    return None if any(t is None for t in found) else found
 
 
 def is_cached(dispatcher, argtypes):
     """Whether ``dispatcher``'s on-disk cache holds code for the argument types ``argtypes``.
 
-    The cache is asked once per process for each signature it did not hold
-    (a signature compiled later in the process is then in memory).
+    Parameters
+    ----------
+    dispatcher : numba dispatcher
+    argtypes : tuple of numba types
+        As :func:`argument_types` gives them.
+
+    Returns
+    -------
+    bool
+        The cache is asked once per process for each signature it did not
+        hold (a signature compiled later in the process is then in memory).
     """
     key = (dispatcher, argtypes)
     if key in _not_in_cache:
@@ -322,9 +341,16 @@ def specialised(func, suffix, **bindings):
     Parameters
     ----------
     func : function
+        A plain Python function (``dispatcher.py_func`` for a compiled one).
     suffix : str
+        Appended to its name and qualified name.
     **bindings
         Global names of ``func`` and what they mean in the copy.
+
+    Returns
+    -------
+    function
+        The copy, not compiled.
     """
     namespace = func.__globals__
     if bindings:
@@ -337,7 +363,7 @@ def specialised(func, suffix, **bindings):
     return copy
 
 
-def serial_and_parallel(func, from_python=True):
+def serial_and_parallel(func):
     """Compile one Python body twice: as a serial kernel and as its ``prange``-parallel variant.
 
     Parameters
@@ -353,5 +379,4 @@ def serial_and_parallel(func, from_python=True):
         named ``<name>_parallel`` so that the two never share a cache entry
         (Numba's cache index does not record the ``parallel`` flag).
     """
-    return jit(func, from_python=from_python), jit(specialised(func, "_parallel"), parallel=True,
-                                                  from_python=from_python)
+    return jit(func), jit(specialised(func, "_parallel"), parallel=True)

@@ -207,9 +207,9 @@ def _weight_gradient(A_prev, D, gW, gb):
             _column_sums(D, gb, lo, hi)
 
 
-_dense_forward, _dense_forward_parallel = serial_and_parallel(_dense_forward, from_python=False)
-_backprop_delta, _backprop_delta_parallel = serial_and_parallel(_backprop_delta, from_python=False)
-_weight_gradient, _weight_gradient_parallel = serial_and_parallel(_weight_gradient, from_python=False)
+_dense_forward, _dense_forward_parallel = serial_and_parallel(_dense_forward)
+_backprop_delta, _backprop_delta_parallel = serial_and_parallel(_backprop_delta)
+_weight_gradient, _weight_gradient_parallel = serial_and_parallel(_weight_gradient)
 
 
 # ----------------------------------------------------------------------------- the public, checked kernels

@@ -233,7 +233,7 @@ def chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, z, a, d, grad, o
                           bias_view(grad, layers, 0))
 
 
-@jit(from_python=False)
+@jit
 def add_l2(theta, layers, l2_scaled, grad):
     """``grad += l2_scaled * W`` for every layer's weights (not biases); returns ``sum(W**2)`` in float64."""
     squares = 0.0

@@ -32,7 +32,7 @@ from .activations import like
 from .compile import jit
 from .fastmath import fast_exp
 from .layout import BINARY_CROSS_ENTROPY, MSE, POISSON, SOFTMAX_CROSS_ENTROPY
-from .variants import ALL_LOSSES, code_value, members
+from .variants import ALL_LOSSES, code_value, served_codes
 
 
 @jit
@@ -192,7 +192,7 @@ def count_correct_row(z, t, code):
     return 0
 
 
-@jit(from_python=False)
+@jit
 def row_losses(Z, T, sw, code, scale, D):
     """:func:`loss_row` and :func:`count_correct_row` over a block of output rows, as :func:`softmax_rows` does.
 
@@ -224,7 +224,7 @@ def output_delta(Z, T, sw, code, scale, D):
 
 @overload(output_delta)
 def _output_delta_overload(Z, T, sw, code, scale, D):
-    codes = members(code, "loss", ALL_LOSSES)
+    codes = served_codes(code, "loss", ALL_LOSSES)
     if codes == (SOFTMAX_CROSS_ENTROPY,):
         return lambda Z, T, sw, code, scale, D: softmax_rows(Z, T, sw, scale, D)
     if SOFTMAX_CROSS_ENTROPY not in codes:

@@ -23,7 +23,7 @@ from numba.extending import overload
 
 from .compile import jit
 from .layout import ADAMW, H_BETA1, H_BETA2, H_EPS, H_EPS_HAT, H_LR, H_MOMENTUM, H_NESTEROV, H_WEIGHT_DECAY, SGD
-from .variants import ALL_OPTIMIZERS, code_value, members
+from .variants import ALL_OPTIMIZERS, code_value, served_codes
 
 
 @jit
@@ -51,7 +51,7 @@ def update(code, theta, g, m, v, hyper, step):
         adam_update(code, theta, g, m, v, hyper, step)
 
 
-@jit(from_python=False)
+@jit
 def sgd_update(theta, g, m, hyper):
     """:func:`update` for ``SGD`` (``m`` is the momentum buffer)."""
     n = theta.shape[0]
@@ -77,7 +77,7 @@ def sgd_update(theta, g, m, hyper):
             theta[i] -= lr * buf
 
 
-@jit(from_python=False)
+@jit
 def adam_update(code, theta, g, m, v, hyper, step):
     """:func:`update` for ``ADAM`` and ``ADAMW``."""
     n = theta.shape[0]
@@ -119,7 +119,7 @@ def optimizer_step(code, theta, g, m, v, hyper, step):
 
 @overload(optimizer_step)
 def _optimizer_step_overload(code, theta, g, m, v, hyper, step):
-    codes = members(code, "optimizer", ALL_OPTIMIZERS)
+    codes = served_codes(code, "optimizer", ALL_OPTIMIZERS)
     if codes == (SGD,):
         return lambda code, theta, g, m, v, hyper, step: sgd_update(theta, g, m, hyper)
     if SGD not in codes:

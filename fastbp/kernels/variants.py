@@ -15,7 +15,7 @@ codes serves that network and costs a fraction of the compilation.
 
 A tagged code holds its value as an ``int64``; :func:`code_value` reads it
 back, and reads a plain integer code (from the public kernels, which serve
-every activation) as it is. :func:`members` tells a dispatch point's typing
+every activation) as it is. :func:`served_codes` tells a dispatch point's typing
 which codes it must serve.
 """
 
@@ -65,10 +65,11 @@ class Variant:
 
 def _codes(codes, known, kind):
     """``codes`` as a sorted tuple of distinct ints, each one of ``known``."""
-    out = tuple(sorted({int(c) for c in codes}))
-    if not out or any(c not in known for c in out):
-        raise ValueError(f"a variant's {kind} codes must be a non-empty subset of {known}, got {tuple(codes)}")
-    return out
+    given = tuple(codes)
+    if not given or any(not isinstance(c, (int, np.integer)) or isinstance(c, bool) or c not in known
+                        for c in given):
+        raise ValueError(f"a variant's {kind} codes must be a non-empty subset of {known}, got {given}")
+    return tuple(sorted({int(c) for c in given}))
 
 
 class VariantType(types.Type):
@@ -108,33 +109,40 @@ class _CodeModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, ir.IntType(64))
 
 
-def _tagged(kind, field, code, variant):
-    """The typing of a tagging intrinsic: ``(signature, codegen)`` or None for other arguments."""
+def _tagged(kind, field, everything, code, variant):
+    """The typing of a tagging intrinsic: ``(signature, codegen)`` or None for other arguments.
+
+    A variant that serves every code of its kind tags nothing: the code stays
+    a plain ``int64``, so the general driver calls the dense kernels with the
+    types the public kernels use, and the two share those compilations.
+    """
     if not isinstance(code, types.Integer) or not isinstance(variant, VariantType):
         return None
+    codes = getattr(variant, field)
+    tagged = types.int64 if codes == everything else CodeType(kind, codes)
 
     def codegen(context, builder, signature, args):
         return context.cast(builder, args[0], code, types.int64)
 
-    return CodeType(kind, getattr(variant, field))(code, variant), codegen
+    return tagged(code, variant), codegen
 
 
 @intrinsic
 def activation_code(typingctx, code, variant):
     """``code`` tagged as one of ``variant``'s activations."""
-    return _tagged("activation", "activations", code, variant)
+    return _tagged("activation", "activations", ALL_ACTIVATIONS, code, variant)
 
 
 @intrinsic
 def loss_code(typingctx, code, variant):
     """``code`` tagged as one of ``variant``'s losses."""
-    return _tagged("loss", "losses", code, variant)
+    return _tagged("loss", "losses", ALL_LOSSES, code, variant)
 
 
 @intrinsic
 def optimizer_code(typingctx, code, variant):
     """``code`` tagged as one of ``variant``'s optimizers."""
-    return _tagged("optimizer", "optimizers", code, variant)
+    return _tagged("optimizer", "optimizers", ALL_OPTIMIZERS, code, variant)
 
 
 def code_value(code):
@@ -162,7 +170,7 @@ def _code_value_overload(code):
     return None
 
 
-def members(code, kind, everything):
+def served_codes(code, kind, everything):
     """At typing time: the codes a dispatch point must serve for an argument of Numba type ``code``.
 
     A :class:`CodeType` of ``kind`` serves its own codes; a plain integer,
