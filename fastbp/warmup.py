@@ -23,7 +23,7 @@ import numpy as np
 
 from .model import MLP
 from .optim import Adam
-from .training import variants
+from .variant_choice import variants
 
 DTYPES = ("float32", "float64")
 BACKENDS = ("cpu", "parallel")

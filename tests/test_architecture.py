@@ -13,7 +13,8 @@ from conftest import PACKAGE
 LAYERS = [
     ("fastbp._settings",),
     ("fastbp.kernels",),
-    ("fastbp._validation", "fastbp.sparse_input", "fastbp.network", "fastbp.reference", "fastbp.datasets"),
+    ("fastbp._validation", "fastbp.sparse_input", "fastbp.network", "fastbp.reference", "fastbp.datasets",
+     "fastbp.variant_choice"),
     ("fastbp.optim", "fastbp.schedules", "fastbp.lbfgs"),
     ("fastbp.training",),
     ("fastbp.fitting", "fastbp.persistence", "fastbp.progress"),

@@ -25,7 +25,7 @@ import joblib  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 
-from fastbp import training  # noqa: E402
+from fastbp import variant_choice  # noqa: E402
 from fastbp.datasets import load_digits  # noqa: E402
 from fastbp.sklearn import MLPClassifier  # noqa: E402
 
@@ -70,7 +70,7 @@ def _run(tmp_path):
     X, y = X[:300], y[:300]
     # Bit-identical results across processes need the same compiled variant in all of them: the network's own
     # here, whatever this test process compiled before.
-    with warnings.catch_warnings(), training.variants("network"):
+    with warnings.catch_warnings(), variant_choice.variants("network"):
         warnings.simplefilter("ignore", ConvergenceWarning)
         serial = _search().fit(X, y)
 
@@ -89,14 +89,14 @@ def _run(tmp_path):
         assert all(addr.startswith("tcp://127.0.0.1:") for addr in client.scheduler_info()["workers"])
         with joblib.parallel_config(backend="dask"), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # the refit runs here
-            with training.variants("network"):
+            with variant_choice.variants("network"):
                 dask_search = _search().set_params(n_jobs=-1).fit(X, y)
         reports = list(client.run(_worker_report).values())
 
     assert dask_search.best_params_ == serial.best_params_
     for key in ["mean_test_score", "std_test_score", "split0_test_score", "split1_test_score", "rank_test_score"]:
         np.testing.assert_array_equal(dask_search.cv_results_[key], serial.cv_results_[key], err_msg=key)
-    with training.variants("network"):
+    with variant_choice.variants("network"):
         np.testing.assert_array_equal(dask_search.predict_proba(X), serial.predict_proba(X))
 
     assert len({r["pid"] for r in reports}) == 2 and os.getpid() not in {r["pid"] for r in reports}

@@ -14,7 +14,7 @@ import pytest
 from conftest import make_data
 
 import fastbp
-from fastbp import training
+from fastbp import variant_choice
 from fastbp.kernels import driver
 from fastbp.kernels.layout import ACTIVATIONS, ADAM, ADAMW, IDENTITY, LOSSES, RELU, SGD, TANH
 from fastbp.kernels.variants import GENERAL, Variant
@@ -45,15 +45,15 @@ def test_a_variant_refuses_unknown_codes(kwargs, message):
 
 def test_an_unknown_variant_choice_is_refused():
     with pytest.raises(ValueError, match="unknown variant choice 'some'; expected one of"):
-        with training.variants("some"):
+        with variant_choice.variants("some"):
             pass
 
 
 def test_the_network_variant_serves_its_codes_only():
     net = fastbp.MLP([3, 4, 5, 2], activation=["tanh", "relu"], loss="mse").network
-    assert training.network_variant(net) == Variant([IDENTITY, RELU, TANH])  # every loss and optimizer
-    assert training.network_variant(net, loss=True) == Variant([IDENTITY, RELU, TANH], [LOSSES["mse"]])
-    assert training.network_variant(net, optimizer=ADAM) == Variant([IDENTITY, RELU, TANH], [LOSSES["mse"]],
+    assert variant_choice.network_variant(net) == Variant([IDENTITY, RELU, TANH])  # every loss and optimizer
+    assert variant_choice.network_variant(net, loss=True) == Variant([IDENTITY, RELU, TANH], [LOSSES["mse"]])
+    assert variant_choice.network_variant(net, optimizer=ADAM) == Variant([IDENTITY, RELU, TANH], [LOSSES["mse"]],
                                                                     [ADAM])
 
 
@@ -77,7 +77,7 @@ def _run(choice, activations, loss, opt_name, backend, sparse, dtype):
         import scipy.sparse
         X = scipy.sparse.csr_matrix(np.where(np.abs(X) > 0.7, X, 0.0))
     model = fastbp.MLP([5, 7, 6, 3], activation=activations, loss=loss, dtype=dtype, seed=3)
-    with training.variants(choice):
+    with variant_choice.variants(choice):
         model.fit(X, y, epochs=2, batch_size=8, optimizer=OPTIMIZERS[opt_name](), backend=backend, l2=1e-3,
                   sample_weight=np.linspace(0.5, 1.5, 60))
         loss_value, gWs, gbs = model.loss_and_grad(X, y, l2=1e-3)
@@ -103,7 +103,7 @@ def _signatures_for(dispatcher, variant):
 
 SYMBOLS_COMPILED = """
 import json, numba, numpy as np, fastbp
-from fastbp import training
+from fastbp import variant_choice
 from fastbp.kernels import driver
 from fastbp.kernels.layout import IDENTITY, LOSSES, RELU, SGD
 from fastbp.kernels.variants import GENERAL, Variant
@@ -113,7 +113,7 @@ model = fastbp.MLP([3, 4, 2], activation="relu", loss="softmax_cross_entropy", d
 found = {}
 for choice, variant in (("network", Variant([IDENTITY, RELU], [LOSSES["softmax_cross_entropy"]], [SGD])),
                         ("general", GENERAL)):
-    with training.variants(choice):
+    with variant_choice.variants(choice):
         model.fit(X, y, epochs=1, batch_size=8, optimizer=fastbp.SGD(lr=0.01), backend="cpu")
     (sig,) = [s for s in driver.train_epoch.signatures if s[-1] == numba.typeof(variant)]
     code = driver.train_epoch.inspect_llvm(sig)
@@ -135,7 +135,7 @@ def test_the_network_variant_compiles_none_of_the_other_activations_losses_or_op
 def test_once_the_general_variant_is_compiled_every_network_uses_it():
     X, y = make_data("softmax_cross_entropy", n=16, k=3, d=3)
     first = fastbp.MLP([3, 4, 3], activation="relu", loss="softmax_cross_entropy", dtype=np.float64, seed=0)
-    with training.variants("general"):
+    with variant_choice.variants("general"):
         first.fit(X, y, epochs=1, batch_size=8, backend="cpu")
     compiled = list(driver.train_epoch.signatures)
     other_variant = Variant([IDENTITY, ACTIVATIONS["softplus"]], [LOSSES["mse"]], [ADAMW])
@@ -147,7 +147,7 @@ def test_once_the_general_variant_is_compiled_every_network_uses_it():
 
 SECOND_KIND = """
 import json, numba, numpy as np, fastbp
-from fastbp import training
+from fastbp import variant_choice
 from fastbp.kernels import driver
 from fastbp.kernels.layout import ACTIVATIONS, ADAM, IDENTITY, LOSSES
 from fastbp.kernels.variants import GENERAL, Variant
@@ -181,11 +181,11 @@ def test_a_second_kind_of_network_takes_the_general_variant(tmp_path):
 
 
 def test_a_variants_block_is_undone_on_leaving_it_even_by_an_error():
-    before = training._variant_choice.get()
+    before = variant_choice._variant_choice.get()
     with pytest.raises(RuntimeError):
-        with training.variants("general"):
-            with training.variants("network"):
-                assert training._variant_choice.get() == "network"
-            assert training._variant_choice.get() == "general"
+        with variant_choice.variants("general"):
+            with variant_choice.variants("network"):
+                assert variant_choice._variant_choice.get() == "network"
+            assert variant_choice._variant_choice.get() == "general"
             raise RuntimeError
-    assert training._variant_choice.get() == before
+    assert variant_choice._variant_choice.get() == before
