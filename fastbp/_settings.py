@@ -85,7 +85,8 @@ FASTMATH = {"reassoc", "contract", "nsz"} if _flag("FASTBP_FASTMATH", "1") else 
 CACHE = _flag("FASTBP_CACHE", "1")
 THREADING_LAYER = os.environ.get("FASTBP_THREADING_LAYER", "auto").strip().lower()
 PARALLEL_MIN_WORK = int(os.environ.get("FASTBP_PARALLEL_MIN_WORK", "2000000"))
-VARIANTS = _choice("FASTBP_VARIANTS", "auto", ("auto", "network", "general"))
+VARIANT_CHOICES = ("auto", "network", "general")
+VARIANTS = _choice("FASTBP_VARIANTS", "auto", VARIANT_CHOICES)
 
 CUDA_TILE = _positive_int("FASTBP_CUDA_TILE", 16)
 CUDA_THREADS = _positive_int("FASTBP_CUDA_THREADS", 256)

@@ -446,6 +446,7 @@ class FullBatchObjective:
             self._block_grad = np.empty_like(theta) if len(self.blocks) > 1 else None
             self._no_weights = np.zeros(0, dtype=network.dtype)
             self._run, self._data, self._ids = _full_batch(driver.loss_and_grad, driver.loss_and_grad_sparse, X)
+            self._variant = network_variant(network, loss=True)
 
     def __call__(self):
         """``(loss, grad)`` at the current ``theta``; ``grad`` is a buffer overwritten by the next call.
@@ -491,7 +492,7 @@ class FullBatchObjective:
         sw = self._no_weights if sw is None else sw
         return call_driver(self._run, (data, ids, self.T[a:b], sw, self.theta, self.network.layer_table(b - a),
                                        self.network.loss_code, l2, *self._bufs, grad),
-                           network_variant(self.network, loss=True), self.theta.dtype)
+                           self._variant, self.theta.dtype)
 
     def _reference(self):
         net = self.network

@@ -48,7 +48,6 @@ def _variant(activations, losses, optimizers):
     return Variant(activations, losses, optimizers)
 
 
-VARIANT_CHOICES = ("auto", "general", "network")
 # Per thread of control (a context variable), so that a block of variants() in one thread leaves the others alone.
 _variant_choice = contextvars.ContextVar("fastbp_variant_choice", default=_settings.VARIANTS)
 
@@ -67,8 +66,8 @@ def variants(choice):
         :mod:`fastbp._settings`). The setting holds for the current thread
         (context) only.
     """
-    if choice not in VARIANT_CHOICES:
-        raise ValueError(f"unknown variant choice {choice!r}; expected one of {VARIANT_CHOICES}")
+    if choice not in _settings.VARIANT_CHOICES:
+        raise ValueError(f"unknown variant choice {choice!r}; expected one of {_settings.VARIANT_CHOICES}")
     token = _variant_choice.set(choice)
     try:
         yield

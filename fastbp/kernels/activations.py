@@ -274,4 +274,4 @@ def scale_by_derivative(d, z, a, code):
 def _scale_by_derivative_overload(d, z, a, code):
     codes = served_codes(code, "activation", ALL_ACTIVATIONS)
     return _generated_function("scale_by_derivative_impl", "d, z, a, code",
-                          ["k = code_value(code)"] + _branches(codes, _derivative_loop))
+                               ["k = code_value(code)"] + _branches(codes, _derivative_loop))

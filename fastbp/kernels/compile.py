@@ -278,9 +278,6 @@ def jit(func=None, *, parallel=False, inline="never", nogil=True):
     return numba.njit(cache=False, **options)(func)
 
 
-_not_in_cache = set()
-
-
 def argument_types(args):
     """The Numba types a dispatcher compiles ``args`` for (a key of its ``overloads``), or None.
 
@@ -315,20 +312,13 @@ def is_cached(dispatcher, argtypes):
     Returns
     -------
     bool
-        The cache is asked once per process for each signature it did not
-        hold (a signature compiled later in the process is then in memory).
+        Read from the index file at each call (the caller keeps its answer).
     """
-    key = (dispatcher, argtypes)
-    if key in _not_in_cache:
-        return False
     try:  # Numba's private cache index (see the module docstring); absent or unreadable: not cached
         cache = dispatcher._cache
-        found = cache._index_key(argtypes, dispatcher.targetctx.codegen()) in cache._cache_file._load_index()
+        return cache._index_key(argtypes, dispatcher.targetctx.codegen()) in cache._cache_file._load_index()
     except Exception:
-        found = False
-    if not found:
-        _not_in_cache.add(key)
-    return found
+        return False
 
 
 def specialised(func, suffix, **bindings):
