@@ -3,8 +3,21 @@
 import numba
 import numpy as np
 import pytest
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+from numba.np.arrayobj import make_array
 
-from fastbp.kernels.views import flat_view, matrix_view
+from fastbp.kernels.views import borrowed, flat_view, matrix_view
+
+
+@intrinsic
+def _meminfo_address(typingctx, arr):
+    """The address of an array's meminfo (0 for none): what Numba counts references on."""
+    def codegen(context, builder, sig, args):
+        return builder.ptrtoint(make_array(sig.args[0])(context, builder, args[0]).meminfo, ir.IntType(64))
+
+    return types.int64(arr), codegen
 
 
 @numba.njit
@@ -88,3 +101,45 @@ def test_stores_through_a_view_survive_dead_code_removal(parallel):
     vec = np.zeros(12)
     store(vec, 3, 4, 5.0)
     np.testing.assert_array_equal(np.flatnonzero(vec), [0, 1, 5, 9, 11])
+
+
+@numba.njit
+def _meminfo_of_views(vec, mat):
+    own = (_meminfo_address(vec), _meminfo_address(mat[1]))
+    vec = borrowed(vec)
+    mat = borrowed(mat)
+    return own, (_meminfo_address(vec), _meminfo_address(mat[1]), _meminfo_address(matrix_view(vec, 2, 2)))
+
+
+def test_views_of_a_borrowed_array_have_no_meminfo_to_count():
+    own, lent = _meminfo_of_views(np.zeros(6), np.zeros((3, 2)))
+    assert all(address != 0 for address in own)
+    assert lent == (0, 0, 0)
+
+
+def test_borrowed_keeps_the_array_and_returns_other_values_as_they_are():
+    @numba.njit
+    def same(mat, count):
+        m = borrowed(mat)
+        return m.shape == mat.shape and m[1, 2] == mat[1, 2] and borrowed(count) == count and borrowed(None) is None
+
+    assert same(np.arange(6, dtype=np.float32).reshape(2, 3), 7)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_stores_through_a_borrowed_array_survive_dead_code_removal(parallel):
+    @numba.njit(parallel=parallel)
+    def store(vec, mat, value):
+        vec = borrowed(vec)
+        mat = borrowed(mat)
+        vec[0] = value
+        matrix_view(vec, 2, 3)[1, 1] = value
+        mat[:, 0] = value
+        for i in numba.prange(mat.shape[0]):
+            row = mat[i]
+            row[i] = value
+
+    vec, mat = np.zeros(6), np.zeros((3, 3))
+    store(vec, mat, 2.0)
+    np.testing.assert_array_equal(np.flatnonzero(vec), [0, 4])
+    np.testing.assert_array_equal(mat, 2.0 * (np.eye(3) + (np.arange(3) > 0)[:, None] * [1, 0, 0]))

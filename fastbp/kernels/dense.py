@@ -51,7 +51,7 @@ from numba import prange
 from .activations import bias_activate, scale_by_derivative
 from .checks import check_backprop_delta, check_dense_forward, check_weight_gradient
 from .compile import jit, serial_and_parallel
-from .views import flat_view
+from .views import borrowed, flat_view
 
 _TASK_ELEMENTS = 4096  # elements (or rows) per parallel task: smaller work is not worth a thread
 _MAX_TASKS = 256
@@ -134,6 +134,11 @@ def _span(t, tasks, count):
 
 def _dense_forward(X, W, b, act, Z, A):
     """``dense_forward`` without its argument checks (see the module docstring): ``Z = X @ W + b``, ``A = act(Z)``."""
+    X = borrowed(X)
+    W = borrowed(W)
+    b = borrowed(b)
+    Z = borrowed(Z)
+    A = borrowed(A)
     n, d_in = X.shape
     d_out = W.shape[1]
     if W.shape[0] != d_in or b.shape[0] != d_out:
@@ -156,6 +161,11 @@ def _dense_forward(X, W, b, act, Z, A):
 
 def _backprop_delta(D_next, W_next, Z, A, act, D):
     """``backprop_delta`` without its argument checks: ``D = (D_next @ W_next.T) * act'(Z)``."""
+    D_next = borrowed(D_next)
+    W_next = borrowed(W_next)
+    Z = borrowed(Z)
+    A = borrowed(A)
+    D = borrowed(D)
     n, d = D.shape
     d_next = W_next.shape[1]
     if W_next.shape[0] != d or D_next.shape[0] != n or D_next.shape[1] != d_next:
@@ -179,6 +189,10 @@ def _backprop_delta(D_next, W_next, Z, A, act, D):
 
 def _weight_gradient(A_prev, D, gW, gb):
     """``weight_gradient`` without its argument checks: ``gW = A_prev.T @ D``, ``gb = D.sum(0)``."""
+    A_prev = borrowed(A_prev)
+    D = borrowed(D)
+    gW = borrowed(gW)
+    gb = borrowed(gb)
     n, d_in = A_prev.shape
     d_out = D.shape[1]
     if D.shape[0] != n or gW.shape[0] != d_in or gW.shape[1] != d_out or gb.shape[0] != d_out:

@@ -63,7 +63,7 @@ from .layout import (
 from .losses import output_delta
 from .updates import optimizer_step
 from .variants import activation_code, loss_code, optimizer_code
-from .views import matrix_view
+from .views import borrowed, matrix_view
 
 # Parameters per tile of the gradient sum and optimizer step: the chunk gradients of a tile are
 # summed and the step applied while the tile is still in cache (8192 float32 = 32 KiB a vector).
@@ -310,6 +310,27 @@ def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbu
         (:mod:`.variants`): :data:`.variants.GENERAL` for every network, or
         the network's own, which compiles less code.
     """
+    # Views of borrowed arrays count no references (see views.borrowed). lrs and dropout stay as they are: Numba
+    # prunes their branches only while they are untouched arguments.
+    X = borrowed(X)
+    T = borrowed(T)
+    sw = borrowed(sw)
+    order = borrowed(order)
+    theta = borrowed(theta)
+    layers = borrowed(layers)
+    xbuf = borrowed(xbuf)
+    tbuf = borrowed(tbuf)
+    swbuf = borrowed(swbuf)
+    zbuf = borrowed(zbuf)
+    abuf = borrowed(abuf)
+    dbuf = borrowed(dbuf)
+    gbuf = borrowed(gbuf)
+    chunk_out = borrowed(chunk_out)
+    hyper = borrowed(hyper)
+    m = borrowed(m)
+    v = borrowed(v)
+    step = borrowed(step)
+    stats = borrowed(stats)
     n = n_samples(X)
     k = T.shape[1]
     chunks = gbuf.shape[0]
@@ -419,6 +440,16 @@ def loss_and_grad(X, rows, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, gra
     ``n * sum(d_out)``. Returns the mean loss (float64, with the penalty) and
     the number of correct predictions.
     """
+    X = borrowed(X)
+    rows = borrowed(rows)
+    T = borrowed(T)
+    sw = borrowed(sw)
+    theta = borrowed(theta)
+    layers = borrowed(layers)
+    zbuf = borrowed(zbuf)
+    abuf = borrowed(abuf)
+    dbuf = borrowed(dbuf)
+    grad = borrowed(grad)
     n = n_samples(X)
     xv = rows_in_order(X, rows, 0, n)
     wsum = float(n)
@@ -444,6 +475,13 @@ def predict_raw(X, rows, theta, layers, block, zbuf, abuf, out, variant):
     the activations of ``variant`` matter here). ``zbuf`` and ``abuf`` are
     workspaces of ``block * sum(d_out)`` elements.
     """
+    X = borrowed(X)
+    rows = borrowed(rows)
+    theta = borrowed(theta)
+    layers = borrowed(layers)
+    zbuf = borrowed(zbuf)
+    abuf = borrowed(abuf)
+    out = borrowed(out)
     n = n_samples(X)
     for start in range(0, n, block):
         stop = min(start + block, n)

@@ -24,6 +24,7 @@ from numba import prange
 from .activations import bias_activate
 from .compile import jit, serial_and_parallel
 from .dense import _column_sums, _span, _task_count
+from .views import borrowed
 
 
 @jit(inline="always")
@@ -51,6 +52,8 @@ def _add_scaled(x, src, dst):
 @jit
 def _forward_rows(indptr, indices, data, rows, W, Z, lo, hi):
     """Rows ``lo:hi`` of ``Z = X[rows] @ W``, one multiply-add pass over ``W[p]`` per stored value."""
+    W = borrowed(W)
+    Z = borrowed(Z)
     d_out = Z.shape[1]
     for r in range(lo, hi):
         z = Z[r]
@@ -72,6 +75,8 @@ def _sparse_dense_forward(indptr, indices, data, rows, W, b, act, Z, A):
 @jit
 def _sparse_weight_gradient(indptr, indices, data, rows, D, gW, gb):
     """:func:`sparse_weight_gradient` without its checks: the training driver's first layer."""
+    D = borrowed(D)
+    gW = borrowed(gW)
     n, d_out = D.shape
     gW[:, :] = 0
     for r in range(n):
