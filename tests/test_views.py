@@ -1,5 +1,7 @@
 """``fastbp.kernels.views``: the cheap reshaped views agree with NumPy's ``reshape``."""
 
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -143,3 +145,18 @@ def test_stores_through_a_borrowed_array_survive_dead_code_removal(parallel):
     store(vec, mat, 2.0)
     np.testing.assert_array_equal(np.flatnonzero(vec), [0, 4])
     np.testing.assert_array_equal(mat, 2.0 * (np.eye(3) + (np.arange(3) > 0)[:, None] * [1, 0, 0]))
+
+
+def test_borrowing_a_value_that_is_not_an_array_keeps_its_references():
+    """A tuple of arrays comes back as it is, with the reference its caller will drop (not one drop too many)."""
+
+    @numba.njit
+    def borrow(pair):
+        same = borrowed(pair)
+        return same[0].sum() + same[1].sum()
+
+    pair = (np.ones(3), np.ones(4))
+    counts = [sys.getrefcount(a) for a in pair]
+    for _ in range(5):
+        assert borrow(pair) == 7.0
+    assert [sys.getrefcount(a) for a in pair] == counts

@@ -98,21 +98,7 @@ def _aliases_first_argument(lhs, args, alias_map, arg_aliases):
 
 
 @intrinsic
-def _array_without_meminfo(typingctx, arr):
-    if not isinstance(arr, types.Array):
-        return None
-
-    def codegen(context, builder, sig, args):
-        src = make_array(sig.args[0])(context, builder, args[0])
-        dst = make_array(sig.return_type)(context, builder)
-        populate_array(dst, data=src.data, shape=src.shape, strides=src.strides, itemsize=src.itemsize,
-                       meminfo=None, parent=None)
-        return dst._getvalue()
-
-    return arr(arr), codegen
-
-
-def borrowed(arr):
+def borrowed(typingctx, arr):
     """``arr`` itself, with no reference count: its views then cost no atomic instructions.
 
     Numba counts references to an array's memory, and every view (a slice,
@@ -124,18 +110,21 @@ def borrowed(arr):
     the running function (its caller holds them), never return one, and
     assign it to a name of its own (``x = borrowed(x)``; Numba's alias
     analysis, which keeps stores into it alive, does not follow tuples). A
-    value that is not an array is returned as it is.
+    value that is not an array is returned as it is. (An intrinsic, not an
+    overload: an overload would compile a function for every array type.)
     """
-    return arr
+    def codegen(context, builder, sig, args):
+        if not isinstance(sig.args[0], types.Array):
+            return impl_ret_borrowed(context, builder, sig.return_type, args[0])  # the caller owns a reference
+        src = make_array(sig.args[0])(context, builder, args[0])
+        dst = make_array(sig.return_type)(context, builder)
+        populate_array(dst, data=src.data, shape=src.shape, strides=src.strides, itemsize=src.itemsize,
+                       meminfo=None, parent=None)
+        return dst._getvalue()
+
+    return arr(arr), codegen
 
 
-@overload(borrowed)
-def _borrowed_overload(arr):
-    if isinstance(arr, types.Array):
-        return lambda arr: _array_without_meminfo(arr)
-    return lambda arr: arr
-
-
-for _name in ("matrix_view", "flat_view", "_c_matrix", "_c_flat", "borrowed", "_array_without_meminfo"):
+for _name in ("matrix_view", "flat_view", "_c_matrix", "_c_flat", "borrowed"):
     ir_utils.alias_func_extensions[(_name, __name__)] = _aliases_first_argument
 
