@@ -162,6 +162,7 @@ class CompiledTrainer(EpochRunner):
         self.zbuf = np.zeros((chunks, width), dtype=dtype)
         self.abuf = np.zeros((chunks, width), dtype=dtype)
         self.dbuf = np.zeros((chunks, width), dtype=dtype)
+        self.wtbuf = np.zeros_like(theta)
         self.gbuf = np.zeros((chunks, theta.shape[0]), dtype=dtype)
         self.chunk_out = np.zeros((chunks, 2))
         self.stats = np.zeros(N_STATS)
@@ -211,9 +212,9 @@ class CompiledTrainer(EpochRunner):
         with blas_threads(1), self._turn:
             call_driver(self._driver(X), (data, T, sw, order, self.batch_size, self.theta, self.layers,
                                           self.network.loss_code, self.l2, self.xbuf, self.tbuf, self.swbuf,
-                                          self.zbuf, self.abuf, self.dbuf, self.gbuf, self.chunk_out, opt.code,
-                                          self.hyper, opt.m, opt.v, opt.step, stats, first, last, rates, self.clip,
-                                          self.dropout, self.seed),
+                                          self.zbuf, self.abuf, self.dbuf, self.wtbuf, self.gbuf, self.chunk_out,
+                                          opt.code, self.hyper, opt.m, opt.v, opt.step, stats, first, last, rates,
+                                          self.clip, self.dropout, self.seed),
                         self.variant, self.theta.dtype)
         if rates is not None and len(rates):
             opt.lr = float(rates[-1])
@@ -443,6 +444,7 @@ class FullBatchObjective:
         if backend == "cpu":
             rows = min(block_rows, n)
             self._bufs = [np.empty(network.workspace_width(rows), dtype=network.dtype) for _ in range(3)]
+            self._bufs.append(np.empty_like(theta))  # the transposed weights (see kernels.driver.transpose_weights)
             self._block_grad = np.empty_like(theta) if len(self.blocks) > 1 else None
             self._no_weights = np.zeros(0, dtype=network.dtype)
             self._run, self._data, self._ids = _full_batch(driver.loss_and_grad, driver.loss_and_grad_sparse, X)

@@ -16,6 +16,7 @@ from conftest import DTYPES, f64, rand, tol
 
 import fastbp
 from fastbp import kernels, reference
+from fastbp.kernels import dense
 
 kernels.configure_threading()
 
@@ -128,6 +129,29 @@ def test_backprop_delta_matches_reference(dtype, act, shape, backend):
     assert D.dtype == dtype
     expected = (f64(D_next) @ f64(W_next).T) * reference.activation_derivative(act, f64(Z))
     np.testing.assert_allclose(D, expected, **tol(dtype))
+
+
+UNCHECKED_BACKPROP = {"serial": dense._backprop_delta, "parallel": dense._backprop_delta_parallel}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(32, 32, 32), (32, 32, 2), (16, 64, 10), (3, 5, 4), (40, 7, 33)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_backprop_delta_on_transposed_weights_matches_reference(dtype, shape, backend):
+    """The driver's path: the product reads a C-contiguous copy of ``W_next.T`` (or, given none, ``W_next``)."""
+    n, d, d_next = shape
+    rng = np.random.default_rng(seed_of((n, d, d_next, "bpT")))
+    D_next, W_next, Z = rand(rng, (n, d_next), dtype), rand(rng, (d, d_next), dtype), rand(rng, (n, d), dtype, 2.0)
+    A = np.tanh(Z)
+    expected = (f64(D_next) @ f64(W_next).T) * (1 - f64(A) ** 2)
+    for W_next_T in (np.ascontiguousarray(W_next.T).ravel(), np.empty(0, dtype)):
+        D = np.full((n, d), np.nan, dtype=dtype)
+        UNCHECKED_BACKPROP[backend](D_next, W_next, Z, A, kernels.TANH, D, W_next_T)
+        np.testing.assert_allclose(D, expected, **tol(dtype))
+    if n * d * d_next > dense._SMALL_PRODUCT:  # (smaller products are loops that read W_next itself)
+        with pytest.raises(ValueError, match="fewer than rows"):
+            UNCHECKED_BACKPROP[backend](D_next, W_next, Z, A, kernels.TANH, D, np.zeros(d_next * d - 1, dtype))
 
 
 # --------------------------------------------------------------------------- weight_gradient

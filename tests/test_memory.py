@@ -37,7 +37,7 @@ def test_workspaces_are_allocated_once_per_fit(backend):
     opt.bind(model.n_params, model.dtype)
     Xc, T = model.network.check_data(X, y)
     trainer = training.make_trainer(backend, model.network, model.theta, opt, 16)
-    names = ("xbuf", "tbuf", "zbuf", "abuf", "dbuf", "gbuf", "chunk_out", "stats")
+    names = ("xbuf", "tbuf", "zbuf", "abuf", "dbuf", "wtbuf", "gbuf", "chunk_out", "stats")
     before = {name: (id(getattr(trainer, name)), getattr(trainer, name).ctypes.data) for name in names}
     for _ in range(3):
         trainer.run_epoch(Xc, T, np.arange(100))

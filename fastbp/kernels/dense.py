@@ -51,7 +51,7 @@ from numba import prange
 from .activations import bias_activate, scale_by_derivative
 from .checks import check_backprop_delta, check_dense_forward, check_weight_gradient
 from .compile import jit, serial_and_parallel
-from .views import borrowed, flat_view
+from .views import borrowed, flat_view, matrix_view
 
 _TASK_ELEMENTS = 4096  # elements (or rows) per parallel task: smaller work is not worth a thread
 _MAX_TASKS = 256
@@ -59,6 +59,10 @@ _MIN_COLUMNS = 16  # columns per task of the bias-gradient sum: one AVX-512 vect
 # Multiply-adds up to which backprop_delta's product, and dense_forward's product of one row, is a plain
 # loop: below it, the fixed cost of a BLAS call is more than the work.
 _SMALL_PRODUCT = 128
+# Outputs up to which a layer's backward product runs on a transposed copy of its weights (see _backprop_delta):
+# OpenBLAS's small-matrix gemm with a transposed operand took 1.05 us at 32x32x32 against 0.47 us without, while
+# with wider layers the copy costs more than it saves (measured on the performance page).
+TRANSPOSED_OUTPUTS = 32
 # Inputs up to which dense_forward's single-row product (of at most _SMALL_PRODUCT weights) is a loop:
 # it runs one pass over the outputs per input, so with more inputs BLAS wins again.
 _ROW_LOOP_INPUTS = 8
@@ -159,8 +163,15 @@ def _dense_forward(X, W, b, act, Z, A):
             bias_activate(Z, b, A, act, lo, hi)
 
 
-def _backprop_delta(D_next, W_next, Z, A, act, D):
-    """``backprop_delta`` without its argument checks: ``D = (D_next @ W_next.T) * act'(Z)``."""
+def _backprop_delta(D_next, W_next, Z, A, act, D, W_next_T):
+    """``backprop_delta`` without its argument checks: ``D = (D_next @ W_next.T) * act'(Z)``.
+
+    ``W_next_T`` is None, or ``W_next.T`` as a flat C-ordered vector of
+    ``d_next * d`` elements (the training driver keeps one for layers of at
+    most ``TRANSPOSED_OUTPUTS`` outputs), or an empty vector for none: with
+    it the product is ``gemm`` without a transposed operand, which OpenBLAS
+    runs at up to twice the speed on small products.
+    """
     D_next = borrowed(D_next)
     W_next = borrowed(W_next)
     Z = borrowed(Z)
@@ -174,6 +185,8 @@ def _backprop_delta(D_next, W_next, Z, A, act, D):
         raise ValueError("backprop_delta: Z and A must have the shape of D, (n, d)")
     if n * d * d_next <= _SMALL_PRODUCT and d_next > 0:
         _small_product_transposed(D_next, W_next, D)
+    elif W_next_T is not None and W_next_T.shape[0] > 0:
+        np.dot(D_next, matrix_view(W_next_T, d_next, d), D)  # (a vector shorter than d_next * d raises)
     else:
         np.dot(D_next, W_next.T, D)
     size = n * d
@@ -315,14 +328,14 @@ def backprop_delta(D_next, W_next, Z, A, act, D):
     array([[3., 0.]])
     """
     check_backprop_delta(D_next, W_next, Z, A, act, D)
-    _backprop_delta(D_next, W_next, Z, A, act, D)
+    _backprop_delta(D_next, W_next, Z, A, act, D, None)
 
 
 @jit(nogil=False)
 def backprop_delta_parallel(D_next, W_next, Z, A, act, D):
     """:func:`backprop_delta` with its elementwise pass split across threads (same arguments, same results)."""
     check_backprop_delta(D_next, W_next, Z, A, act, D)
-    _backprop_delta_parallel(D_next, W_next, Z, A, act, D)
+    _backprop_delta_parallel(D_next, W_next, Z, A, act, D, None)
 
 
 @jit(nogil=False)

@@ -10,8 +10,10 @@ Workspaces are flat 2-D arrays with one row per chunk (thread): ``zbuf``,
 ``abuf`` and ``dbuf`` of width ``rows_max * sum(d_out)`` hold the
 pre-activations, activations and deltas of every layer; ``xbuf`` and ``tbuf``
 hold the gathered input and target rows, ``swbuf`` their sample weights;
-``gbuf`` of shape ``(chunks, P)`` holds each chunk's gradient. Nothing is
-allocated per minibatch.
+``gbuf`` of shape ``(chunks, P)`` holds each chunk's gradient. ``wtbuf`` of
+``P`` elements holds the transposed weights of the narrow layers, written
+at the start of every minibatch (:func:`transpose_weights`), which the
+backward products read. Nothing is allocated per minibatch.
 
 Sample weights ``sw`` (one per sample, or an empty array for none) make a
 minibatch's loss the weighted mean ``sum_i w_i J_i / sum_i w_i``: each row's
@@ -43,7 +45,7 @@ from numba import prange
 
 from . import sparse
 from .compile import jit, serial_and_parallel, specialised
-from .dense import _backprop_delta, _dense_forward, _span, _weight_gradient
+from .dense import TRANSPOSED_OUTPUTS, _backprop_delta, _dense_forward, _span, _weight_gradient
 from .dropout import apply_mask
 from .layout import (
     ACT,
@@ -80,6 +82,36 @@ def weights_view(theta, layers, l):
     d_out = layers[l, D_OUT]
     off = layers[l, W_OFF]
     return matrix_view(theta[off:off + d_in * d_out], d_in, d_out)
+
+
+@jit(inline="always")
+def transposed_weights(wt, layers, l):
+    """Layer ``l``'s ``W.T``, flat, as kept in ``wt`` by :func:`transpose_weights`; empty for a layer with more
+    than ``TRANSPOSED_OUTPUTS`` outputs, which has none."""
+    off = layers[l, W_OFF]
+    return wt[off:off + layers[l, D_IN] * layers[l, D_OUT] if layers[l, D_OUT] <= TRANSPOSED_OUTPUTS else off]
+
+
+@jit
+def transpose_weights(theta, layers, wt):
+    """Write ``W.T`` of every layer but the first with at most ``TRANSPOSED_OUTPUTS`` outputs into ``wt``.
+
+    ``wt`` has the length of ``theta``; layer ``l``'s copy, ``(d_out,
+    d_in)`` row-major, sits at the offset of its weights. The backward pass
+    multiplies by these copies (see :func:`.dense._backprop_delta`); the
+    first layer's weights are never multiplied backwards. (Plain loops over
+    the flat vectors: views here compiled for a fifth of a second.)
+    """
+    for l in range(1, layers.shape[0]):
+        d_in = layers[l, D_IN]
+        d_out = layers[l, D_OUT]
+        if d_out <= TRANSPOSED_OUTPUTS:
+            off = layers[l, W_OFF]
+            W = theta[off:off + d_in * d_out]
+            WT = wt[off:off + d_in * d_out]
+            for j in range(d_out):
+                for i in range(d_in):
+                    WT[j * d_in + i] = W[i * d_out + j]
 
 
 @jit(inline="always")
@@ -196,8 +228,8 @@ def forward_chunk(xv, theta, layers, z, a, d, dropout, seed, step_no, row0, vari
 
 
 @jit(inline="always")
-def chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, z, a, d, grad, out, dropout, seed, step_no, row0,
-                        variant):
+def chunk_loss_and_grad(xv, tv, wv, theta, wt, layers, loss, scale, z, a, d, grad, out, dropout, seed, step_no,
+                        row0, variant):
     """Forward and backward pass of one chunk of rows.
 
     Writes the chunk's gradient (already scaled by ``scale``, the minibatch's
@@ -205,7 +237,8 @@ def chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, z, a, d, grad, o
     ``out``. ``wv`` holds the rows' sample weights, or is empty for none; the
     loss sum is then weighted too. ``dropout``, ``seed``, ``step_no`` and
     ``row0`` are as in :func:`forward_chunk`; a dropped layer's delta is
-    masked as its activations were.
+    masked as its activations were. ``wt`` holds the transposed weights
+    written by :func:`transpose_weights` for this ``theta``.
     """
     rows = chunk_rows(xv)
     n_layers = layers.shape[0]
@@ -223,12 +256,14 @@ def chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, z, a, d, grad, o
             # the layer's input was the dropped activations below it, kept in d_prev until now
             _weight_gradient(d_prev, dl, weights_view(grad, layers, l), bias_view(grad, layers, l))
             _backprop_delta(dl, weights_view(theta, layers, l), workspace_view(z, layers, l - 1, rows),
-                            a_prev, activation_code(layers[l - 1, ACT], variant), d_prev)
+                            a_prev, activation_code(layers[l - 1, ACT], variant), d_prev,
+                            transposed_weights(wt, layers, l))
             apply_mask(d_prev, d_prev, dropout[l - 1, 0], dropout[l - 1, 1], seed, step_no, row0, l - 1)
         else:
             _weight_gradient(a_prev, dl, weights_view(grad, layers, l), bias_view(grad, layers, l))
             _backprop_delta(dl, weights_view(theta, layers, l), workspace_view(z, layers, l - 1, rows),
-                            a_prev, activation_code(layers[l - 1, ACT], variant), d_prev)
+                            a_prev, activation_code(layers[l - 1, ACT], variant), d_prev,
+                            transposed_weights(wt, layers, l))
     first_weight_gradient(xv, workspace_view(d, layers, 0, rows), weights_view(grad, layers, 0),
                           bias_view(grad, layers, 0))
 
@@ -248,8 +283,8 @@ def add_l2(theta, layers, l2_scaled, grad):
     return squares
 
 
-def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf, swbuf, zbuf, abuf, dbuf, gbuf,
-                chunk_out, optimizer, hyper, m, v, step, stats, first, last, lrs, clip, dropout, seed, variant):
+def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbuf, swbuf, zbuf, abuf, dbuf, wtbuf,
+                 gbuf, chunk_out, optimizer, hyper, m, v, step, stats, first, last, lrs, clip, dropout, seed, variant):
     """Run minibatches ``first`` to ``last - 1`` of an epoch in place (all of them: ``0, ceil(n / batch_size)``).
 
     Parameters
@@ -273,6 +308,9 @@ def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbu
         L2 penalty on the weights (see the module docstring); 0 for none.
     xbuf, tbuf, swbuf, zbuf, abuf, dbuf : ndarray, shape (chunks, ...)
         Workspaces (see the module docstring).
+    wtbuf : ndarray, shape (P,)
+        Workspace for the transposed weights of the narrow layers, written
+        at the start of every minibatch (:func:`transpose_weights`).
     gbuf : ndarray, shape (chunks, P)
         Per-chunk gradients; ``gbuf[0]`` ends up holding the minibatch
         gradient, the chunk gradients summed in chunk order.
@@ -324,6 +362,7 @@ def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbu
     zbuf = borrowed(zbuf)
     abuf = borrowed(abuf)
     dbuf = borrowed(dbuf)
+    wtbuf = borrowed(wtbuf)
     gbuf = borrowed(gbuf)
     chunk_out = borrowed(chunk_out)
     hyper = borrowed(hyper)
@@ -355,6 +394,7 @@ def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbu
                 stats[S_SEEN] += nb
                 continue
         scale = theta.dtype.type(1.0 / (wsum * row_divisor(loss, k)))
+        transpose_weights(theta, layers, wtbuf)
         for c in prange(chunks):
             lo, hi = _span(c, chunks, nb)
             if hi > lo:
@@ -365,7 +405,7 @@ def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbu
                 else:
                     tv = gather_rows(T, order, start + lo, start + hi, tbuf[c])
                     wv = gather_values(sw, order, start + lo, start + hi, swbuf[c])
-                chunk_loss_and_grad(xv, tv, wv, theta, layers, loss, scale, zbuf[c], abuf[c], dbuf[c], gbuf[c],
+                chunk_loss_and_grad(xv, tv, wv, theta, wtbuf, layers, loss, scale, zbuf[c], abuf[c], dbuf[c], gbuf[c],
                                     chunk_out[c], dropout, seed, step[0] + 1, lo, variant)
             else:
                 gbuf[c, :] = 0
@@ -430,15 +470,16 @@ train_epoch, train_epoch_parallel = serial_and_parallel(_train_epoch)
 
 
 @jit
-def loss_and_grad(X, rows, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, grad, variant):
+def loss_and_grad(X, rows, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, wtbuf, grad, variant):
     """Mean loss of the whole batch ``X, T`` and its gradient, written into ``grad``.
 
     ``X`` is dense or CSR (see :mod:`.inputs`); ``rows`` holds its row
     indices ``0..n-1`` when sparse (it is not read when dense). ``sw`` holds
     sample weights (or is empty), ``l2`` the weight penalty and ``variant``
-    the codes served, as in :func:`train_epoch`. The workspaces are single rows of width
-    ``n * sum(d_out)``. Returns the mean loss (float64, with the penalty) and
-    the number of correct predictions.
+    the codes served, as in :func:`train_epoch`. The workspaces are single
+    rows of width ``n * sum(d_out)``, and ``wtbuf`` is as in
+    :func:`train_epoch`. Returns the mean loss (float64, with the penalty)
+    and the number of correct predictions.
     """
     X = borrowed(X)
     rows = borrowed(rows)
@@ -449,6 +490,7 @@ def loss_and_grad(X, rows, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, gra
     zbuf = borrowed(zbuf)
     abuf = borrowed(abuf)
     dbuf = borrowed(dbuf)
+    wtbuf = borrowed(wtbuf)
     grad = borrowed(grad)
     n = n_samples(X)
     xv = rows_in_order(X, rows, 0, n)
@@ -459,7 +501,8 @@ def loss_and_grad(X, rows, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, gra
             wsum += float(sw[i])
     divisor = wsum * row_divisor(loss, T.shape[1])
     out = np.zeros(2)
-    chunk_loss_and_grad(xv, T, sw, theta, layers, loss, theta.dtype.type(1.0 / divisor), zbuf, abuf, dbuf, grad,
+    transpose_weights(theta, layers, wtbuf)
+    chunk_loss_and_grad(xv, T, sw, theta, wtbuf, layers, loss, theta.dtype.type(1.0 / divisor), zbuf, abuf, dbuf, grad,
                         out, None, 0, 0, 0, variant)
     total = out[0] / divisor
     if l2 != 0.0:
