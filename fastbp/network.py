@@ -136,6 +136,14 @@ class Network:
             ws += rows * self.sizes[l + 1]
         return table
 
+    def transposed_width(self):
+        """Elements of the drivers' transposed-weights workspace: ``theta`` from the second layer's weights on.
+
+        (See :func:`fastbp.kernels.driver.transpose_weights`; a network of
+        one layer needs none.)
+        """
+        return self.n_params - self.weight_offsets[1] if len(self.weight_offsets) > 1 else 0
+
     def workspace_width(self, rows):
         """Elements of one chunk's Z/A/D workspace row for ``rows`` samples."""
         return rows * int(sum(self.sizes[1:]))

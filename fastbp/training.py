@@ -162,7 +162,7 @@ class CompiledTrainer(EpochRunner):
         self.zbuf = np.zeros((chunks, width), dtype=dtype)
         self.abuf = np.zeros((chunks, width), dtype=dtype)
         self.dbuf = np.zeros((chunks, width), dtype=dtype)
-        self.wtbuf = np.zeros_like(theta)
+        self.wtbuf = np.zeros(network.transposed_width(), dtype=dtype)
         self.gbuf = np.zeros((chunks, theta.shape[0]), dtype=dtype)
         self.chunk_out = np.zeros((chunks, 2))
         self.stats = np.zeros(N_STATS)
@@ -444,7 +444,7 @@ class FullBatchObjective:
         if backend == "cpu":
             rows = min(block_rows, n)
             self._bufs = [np.empty(network.workspace_width(rows), dtype=network.dtype) for _ in range(3)]
-            self._bufs.append(np.empty_like(theta))  # the transposed weights (see kernels.driver.transpose_weights)
+            self._bufs.append(np.empty(network.transposed_width(), dtype=network.dtype))  # see driver.transpose_weights
             self._block_grad = np.empty_like(theta) if len(self.blocks) > 1 else None
             self._no_weights = np.zeros(0, dtype=network.dtype)
             self._run, self._data, self._ids = _full_batch(driver.loss_and_grad, driver.loss_and_grad_sparse, X)

@@ -10,8 +10,8 @@ Workspaces are flat 2-D arrays with one row per chunk (thread): ``zbuf``,
 ``abuf`` and ``dbuf`` of width ``rows_max * sum(d_out)`` hold the
 pre-activations, activations and deltas of every layer; ``xbuf`` and ``tbuf``
 hold the gathered input and target rows, ``swbuf`` their sample weights;
-``gbuf`` of shape ``(chunks, P)`` holds each chunk's gradient. ``wtbuf`` of
-``P`` elements holds the transposed weights of the narrow layers, written
+``gbuf`` of shape ``(chunks, P)`` holds each chunk's gradient. ``wtbuf`` holds
+the transposed weights of the narrow layers, written
 at the start of every minibatch (:func:`transpose_weights`), which the
 backward products read. Nothing is allocated per minibatch.
 
@@ -88,7 +88,7 @@ def weights_view(theta, layers, l):
 def transposed_weights(wt, layers, l):
     """Layer ``l``'s ``W.T``, flat, as kept in ``wt`` by :func:`transpose_weights`; empty for a layer with more
     than ``TRANSPOSED_OUTPUTS`` outputs, which has none."""
-    off = layers[l, W_OFF]
+    off = layers[l, W_OFF] - layers[1, W_OFF]
     return wt[off:off + layers[l, D_IN] * layers[l, D_OUT] if layers[l, D_OUT] <= TRANSPOSED_OUTPUTS else off]
 
 
@@ -96,8 +96,10 @@ def transposed_weights(wt, layers, l):
 def transpose_weights(theta, layers, wt):
     """Write ``W.T`` of every layer but the first with at most ``TRANSPOSED_OUTPUTS`` outputs into ``wt``.
 
-    ``wt`` has the length of ``theta``; layer ``l``'s copy, ``(d_out,
-    d_in)`` row-major, sits at the offset of its weights. The backward pass
+    ``wt`` covers ``theta`` from the second layer's weights on
+    (:meth:`fastbp.network.Network.transposed_width`); layer ``l``'s copy,
+    ``(d_out, d_in)`` row-major, sits at the offset of its weights from
+    there (a wide first layer takes no room). The backward pass
     multiplies by these copies (see :func:`.dense._backprop_delta`); the
     first layer's weights are never multiplied backwards. (Plain loops over
     the flat vectors: views here compiled for a fifth of a second.)
@@ -108,7 +110,7 @@ def transpose_weights(theta, layers, wt):
         if d_out <= TRANSPOSED_OUTPUTS:
             off = layers[l, W_OFF]
             W = theta[off:off + d_in * d_out]
-            WT = wt[off:off + d_in * d_out]
+            WT = wt[off - layers[1, W_OFF]:off - layers[1, W_OFF] + d_in * d_out]
             for j in range(d_out):
                 for i in range(d_in):
                     WT[j * d_in + i] = W[i * d_out + j]
@@ -308,7 +310,7 @@ def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbu
         L2 penalty on the weights (see the module docstring); 0 for none.
     xbuf, tbuf, swbuf, zbuf, abuf, dbuf : ndarray, shape (chunks, ...)
         Workspaces (see the module docstring).
-    wtbuf : ndarray, shape (P,)
+    wtbuf : ndarray, shape (Network.transposed_width(),)
         Workspace for the transposed weights of the narrow layers, written
         at the start of every minibatch (:func:`transpose_weights`).
     gbuf : ndarray, shape (chunks, P)
