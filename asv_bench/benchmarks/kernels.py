@@ -31,8 +31,10 @@ class _Kernel:
         self.X = rng.standard_normal((batch, width)).astype(dt)
         self.W = rng.standard_normal((width, width)).astype(dt)
         self.b = rng.standard_normal(width).astype(dt)
-        self.Z = np.empty((batch, width), dt)
-        self.A = np.empty((batch, width), dt)
+        # Z and A are inputs of backprop_delta and weight_gradient: uninitialised memory there held denormals now
+        # and then, which made those kernels 10x slower in some runs and not in others.
+        self.Z = rng.standard_normal((batch, width)).astype(dt)
+        self.A = np.maximum(self.Z, 0)
         self.D = np.empty((batch, width), dt)
         self.gW = np.empty((width, width), dt)
         self.gb = np.empty(width, dt)
