@@ -6,12 +6,14 @@ twenty such views per minibatch, which counts on small networks. A
 C-contiguous array needs none of that work: its view is its data pointer with
 new shape and strides. ``matrix_view`` and ``flat_view`` build exactly that.
 Both accept C-contiguous arrays only (as ``reshape`` in Numba does).
+``borrowed`` strips an argument array of its reference count, so that the
+views taken of it count none either (see its docstring).
 
 Numba removes a store into an array as dead when it cannot see that the array
 aliases a live one. It knows that ``reshape`` returns a view of its input, but
 not these functions, so each is registered below as returning an alias of its
 first argument (without that, ``matrix_view(v, r, c)[i, j] = x`` was dropped
-once the call was inlined). This uses Numba's private
+once the call was inlined), and ``borrowed`` too. This uses Numba's private
 ``numba.core.ir_utils.alias_func_extensions`` (see the contributor notes).
 """
 
