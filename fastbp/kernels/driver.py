@@ -105,12 +105,12 @@ def transpose_weights(theta, layers, wt):
     the flat vectors: views here compiled for a fifth of a second.)
     """
     for l in range(1, layers.shape[0]):
-        d_in = layers[l, D_IN]
-        d_out = layers[l, D_OUT]
-        if d_out <= TRANSPOSED_OUTPUTS:
+        WT = transposed_weights(wt, layers, l)
+        if WT.shape[0] > 0:
+            d_in = layers[l, D_IN]
+            d_out = layers[l, D_OUT]
             off = layers[l, W_OFF]
             W = theta[off:off + d_in * d_out]
-            WT = wt[off - layers[1, W_OFF]:off - layers[1, W_OFF] + d_in * d_out]
             for j in range(d_out):
                 for i in range(d_in):
                     WT[j * d_in + i] = W[i * d_out + j]
