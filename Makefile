@@ -58,3 +58,24 @@ bench-smoke: $(STAMP)
 	cd asv_bench && ../$(PY) -m asv check --python=same
 	cd asv_bench && ../$(PY) -m asv run --python=same --quick --dry-run --show-stderr \
 		--bench 'kernels\..*\(32, 32, .float32.|training\.TrainEpoch\..*\(.digits.|peers\.PeerEpoch\.time_epoch\(.digits., .numpy.|compile'
+
+# On a machine with an NVIDIA GPU: the CUDA checks on the GPU (with small blocks, so that their shapes span
+# several, then with the default ones and larger shapes), then fastbp-cuda against PyTorch and JAX on it.
+# It installs nothing and runs from this tree, so it works where there is no network: GPU_PYTHON needs
+# numba, numba-cuda, numpy, scipy and pytest (torch and JAX with CUDA for the peers; a missing peer is
+# skipped). It stops at once, with the reason, when no GPU is usable. The bench figures go to GPU_OUT.
+.PHONY: gpu-check
+GPU_PYTHON ?= python3
+GPU_OUT ?= gpu-check-results
+GPU_PYTEST := PYTHONPATH=$(CURDIR) $(GPU_PYTHON) -m pytest tests/cuda_checks.py -q -rs -p no:cacheprovider -o addopts=
+
+gpu-check:
+	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) -c "import sys; from fastbp.kernels import cuda; \
+		sys.exit(None if cuda.real_device_available() else 'gpu-check: ' + (cuda.device_problem() or \
+		'NUMBA_ENABLE_CUDASIM is set; this check needs a real GPU'))"
+	FASTBP_CUDA_TILE=4 FASTBP_CUDA_THREADS=8 $(GPU_PYTEST) -k "not gpu_"
+	$(GPU_PYTEST)
+	mkdir -p $(GPU_OUT)
+	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) -m fastbp bench --workloads medium,large --backends parallel,cuda \
+		--peers torch,torch-cuda,jax --epochs 5 --save $(GPU_OUT)/bench.json > $(GPU_OUT)/bench.txt
+	cat $(GPU_OUT)/bench.txt

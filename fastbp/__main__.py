@@ -48,7 +48,7 @@ def bench(args):
         custom.append(b.make_workload("custom", layers=layers, samples=args.samples, batch=args.batch,
                                       activation=args.activation))
     given = getattr(args, "workloads", None)  # not given: all three, or none beside a custom workload
-    workloads = [w for w in given.split(",") if w] if given is not None else ([] if custom else b.WORKLOAD_NAMES)
+    workloads = [w for w in given.split(",") if w] if given is not None else ([] if custom else b.DEFAULT_WORKLOADS)
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     try:
         result = b.run(workloads=workloads,
@@ -57,6 +57,10 @@ def bench(args):
     except ValueError as exc:
         raise SystemExit(f"python -m fastbp bench: {exc}") from None
     print(b.to_json(result) if args.json else b.format_table(result))
+    if args.save:
+        with open(args.save, "w") as f:
+            f.write(b.to_json(result))
+        log(f"figures written to {args.save}")
     if args.plot:
         b.plot(result, args.plot)
         log(f"chart written to {args.plot}")
@@ -125,15 +129,19 @@ def make_parser(prog=None):
                             description="Train the same networks with fastbp and its installed peers, side by "
                                         "side, and print samples per second.")
     p.add_argument("--workloads", default=argparse.SUPPRESS,
-                   help="comma-separated, from tiny,digits,medium (default: all three, or none with --layers)")
-    p.add_argument("--backends", default="cpu,parallel,auto", help="comma-separated fastbp backends")
-    p.add_argument("--peers", default="numpy,sklearn,torch,jax", help="peers to try; missing ones are skipped")
+                   help="comma-separated, from tiny,digits,medium,large (default: the first three, or none with "
+                        "--layers); large is sized for a GPU")
+    p.add_argument("--backends", default="cpu,parallel,auto",
+                   help="comma-separated fastbp backends, from cpu,parallel,auto,cuda (cuda needs a GPU)")
+    p.add_argument("--peers", default="numpy,sklearn,torch,jax",
+                   help="peers to try, from numpy,sklearn,torch,torch-cuda,jax; missing ones are skipped")
     p.add_argument("--epochs", type=_positive, default=5, help="timed epochs per implementation (median reported)")
     p.add_argument("--layers", default=None, help="add a custom workload, e.g. 20-64-64-5 (synthetic data)")
     p.add_argument("--samples", type=int, default=8192, help="samples of the custom workload")
     p.add_argument("--batch", type=int, default=32, help="minibatch of the custom workload")
     p.add_argument("--activation", default="relu", choices=["relu", "tanh"], help="custom workload activation")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--save", default=None, metavar="FILE.json", help="also write the figures as JSON to a file")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="draw a chart (needs matplotlib)")
     p.set_defaults(run=bench)
     p = commands.add_parser("warmup", formatter_class=defaults,

@@ -1,6 +1,6 @@
 """CUDA kernel checks, run by tests/test_cuda.py in subprocesses (not collected on their own: no ``test_`` prefix).
 
-Two modes, chosen by the environment the parent sets before numba is imported:
+Three modes, chosen by the environment the parent sets before numba is imported:
 
 - ``NUMBA_ENABLE_CUDASIM=1`` (with small ``FASTBP_CUDA_TILE`` and
   ``FASTBP_CUDA_THREADS`` so that tiny inputs span several blocks): every CUDA
@@ -9,6 +9,10 @@ Two modes, chosen by the environment the parent sets before numba is imported:
 - without it: every kernel compiled to PTX for a real GPU (``compute 8.0``)
   with ``numba.cuda.compile_ptx``, in float32 and float64, which type-checks
   code the simulator would accept but a GPU would not.
+- on a machine with a CUDA GPU (``make gpu-check``): the simulator's checks run
+  on the GPU itself (with the small blocks, when the parent sets them), and
+  the ``gpu`` checks add shapes of many default-sized blocks with partial
+  tails, and a fit of a digits-sized network against the CPU's.
 """
 
 import os
@@ -23,18 +27,25 @@ pytest.importorskip("numba_cuda", reason="numba-cuda is not installed (pip insta
 
 import fastbp  # noqa: E402
 from fastbp import kernels, reference  # noqa: E402
+from fastbp.datasets import load_digits  # noqa: E402
 from fastbp.kernels import cuda as fcuda  # noqa: E402
 from fastbp.kernels import layout  # noqa: E402
 
-sim = pytest.mark.skipif(not SIMULATOR, reason="needs NUMBA_ENABLE_CUDASIM=1")
+REAL_GPU = fcuda.real_device_available()
+
+#: Checks of small shapes: on the simulator, or on a real GPU.
+sim = pytest.mark.skipif(not (SIMULATOR or REAL_GPU), reason="needs NUMBA_ENABLE_CUDASIM=1 or a CUDA GPU")
+#: Checks of shapes too large for the simulator: only on a real GPU.
+gpu = pytest.mark.skipif(not REAL_GPU, reason="needs a CUDA GPU")
 ptx = pytest.mark.skipif(SIMULATOR, reason="PTX is compiled by the real CUDA target, not the simulator")
 
 DTYPES = [np.float64, np.float32]  # float64 first (conftest.DTYPES has float32 first)
 
 
 # --------------------------------------------------------------------------- simulator: kernels
-@sim
-def test_simulator_block_sizes_are_small():
+@pytest.mark.skipif(not SIMULATOR and "FASTBP_CUDA_TILE" not in os.environ,
+                    reason="a GPU run with the default blocks")
+def test_block_sizes_are_small():
     """The parent shrinks the blocks so that the shapes below span several of them."""
     from fastbp import _settings
 
@@ -312,6 +323,63 @@ def test_fit_divergence_keeps_weights_from_before_the_epoch_as_on_the_cpu():
     assert np.all(np.isfinite(gpu.theta))
     np.testing.assert_allclose(gpu.theta, cpu.theta, rtol=1e-9)
     assert gpu.optimizer.step[0] == cpu.optimizer.step[0] == 2 * len(h_cpu["loss"])
+
+
+# --------------------------------------------------------------------------- a real GPU: larger shapes
+def _gpu_tol(dtype, k):
+    """Tolerances for sums of ``k`` terms of unit size: float32 rounding grows with ``sqrt(k)``."""
+    if dtype == np.float64:
+        return dict(rtol=1e-10, atol=1e-12 * np.sqrt(k))
+    return dict(rtol=1e-4, atol=1e-5 * np.sqrt(k))
+
+
+# (n, d_in, d_out): many blocks of 16 or 32 with partial tails, a wide shared dimension, one row.
+GPU_SHAPES = [(300, 257, 129), (1, 784, 33), (1031, 64, 10)]
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("shape", GPU_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_gpu_kernels_at_larger_shapes(shape, dtype):
+    n, d_in, d_out = shape
+    rng = np.random.default_rng(n + d_in + d_out)
+    X = rand(rng, (n, d_in), dtype)
+    W = rand(rng, (d_in, d_out), dtype, 1.0 / np.sqrt(d_in))
+    b = rand(rng, (d_out,), dtype, 0.5)
+    Z = np.full((n, d_out), np.nan, dtype=dtype)
+    A = np.full((n, d_out), np.nan, dtype=dtype)
+    fcuda.launch_dense_forward(X, W, b, kernels.TANH, Z, A)
+    Z_ref = f64(X) @ f64(W) + f64(b)
+    np.testing.assert_allclose(Z, Z_ref, **_gpu_tol(dtype, d_in))
+    np.testing.assert_allclose(A, np.tanh(Z_ref), **_gpu_tol(dtype, d_in))
+
+    D_next = rand(rng, (n, d_out), dtype, 1.0 / np.sqrt(d_out))
+    H = rand(rng, (n, d_in), dtype)
+    D = np.full((n, d_in), np.nan, dtype=dtype)
+    fcuda.launch_backprop_delta(D_next, W, H, np.maximum(H, 0), kernels.RELU, D)
+    np.testing.assert_allclose(D, (f64(D_next) @ f64(W).T) * (f64(H) > 0), **_gpu_tol(dtype, d_out))
+
+    gW = np.full((d_in, d_out), 123.0, dtype=dtype)
+    gb = np.full((d_out,), -7.0, dtype=dtype)
+    fcuda.launch_weight_gradient(X, D_next, gW, gb)
+    np.testing.assert_allclose(gW, f64(X).T @ f64(D_next), **_gpu_tol(dtype, n))
+    np.testing.assert_allclose(gb, f64(D_next).sum(axis=0), **_gpu_tol(dtype, n))
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+def test_gpu_fit_of_a_digits_network_matches_cpu(dtype):
+    X, y = load_digits()
+    results = {}
+    for backend in ("cpu", "cuda"):
+        model = fastbp.MLP([64, 128, 64, 10], activation="relu", dtype=dtype, seed=3)
+        history = model.fit(X, y, epochs=2, batch_size=256, optimizer=fastbp.Adam(lr=1e-3), backend=backend)
+        results[backend] = (model, history)
+    (cpu, h_cpu), (gpu_model, h_gpu) = results["cpu"], results["cuda"]
+    assert h_gpu["backend"] == "cuda"
+    rtol = 1e-8 if dtype == np.float64 else 1e-3
+    np.testing.assert_allclose(h_gpu["loss"], h_cpu["loss"], rtol=rtol)
+    np.testing.assert_allclose(gpu_model.theta, cpu.theta, rtol=rtol, atol=rtol)
 
 
 # --------------------------------------------------------------------------- PTX for a real GPU

@@ -2,10 +2,14 @@
 
 Timings are never asserted; the figures' relations are (same losses, ratios against the best row).
 """
+import importlib.util
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from conftest import PROGRAMS, ROOT
 
 from fastbp import __main__ as cli
 from fastbp import bench
@@ -61,8 +65,45 @@ def test_run_refuses_unknown_names_before_measuring(kwargs, message):
         bench.run(**{"workloads": (), **kwargs}, log=fail)
 
 
+def test_large_workload_is_named_but_not_run_by_default():
+    workload = bench.make_workload("large")
+    assert workload.layers == [784, 1024, 1024, 10] and workload.batch == 4096 and workload.X.shape == (65536, 784)
+    assert "large" in bench.WORKLOAD_NAMES and "large" not in bench.DEFAULT_WORKLOADS
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba_cuda") is None, reason="numba-cuda is not installed")
+def test_cuda_row_trains_like_the_cpu_row_on_the_simulator():
+    proc = subprocess.run([sys.executable, str(PROGRAMS / "bench_cuda_on_simulator.py")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["implementation"]: r for r in json.loads(proc.stdout)["workloads"][0]["results"]}
+    assert set(rows) == {"fastbp-cpu", "fastbp-cuda"}
+    assert rows["fastbp-cuda"]["device"] == "cuda" and rows["fastbp-cpu"]["device"] == "cpu"
+    # The same final loss: the device copy is reset to the initial weights after the warm-up epoch, and the
+    # weights are fetched from the device before the loss is evaluated.
+    np.testing.assert_allclose(rows["fastbp-cuda"]["final_loss"], rows["fastbp-cpu"]["final_loss"], rtol=1e-5)
+
+
+def test_cuda_rows_are_skipped_with_the_reason_where_no_gpu_is_usable():
+    torch_cuda = importlib.util.find_spec("torch") is not None and __import__("torch").cuda.is_available()
+    from fastbp.kernels import cuda
+
+    if torch_cuda or cuda.device_problem() is None:
+        pytest.skip("a CUDA device is usable here")
+    messages = []
+    workload = bench.make_workload("custom", layers=[4, 8, 3], samples=64, batch=32)
+    result = bench.run(workloads=(), backends=("cpu", "cuda"), peers=("torch-cuda",), epochs=1, custom=[workload],
+                       log=messages.append)
+    assert [r["implementation"] for r in result["workloads"][0]["results"]] == ["fastbp-cpu"]
+    skipped = [m for m in messages if "skipped" in m]
+    assert len(skipped) == 2
+    assert "fastbp-cuda skipped (backend='cuda' cannot run:" in skipped[0]
+    assert "torch-cuda skipped (" in skipped[1]
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["bench", "--peers", "pytorch"], "unknown peer 'pytorch': expected one of numpy, sklearn, torch, jax"),
+    (["bench", "--peers", "pytorch"],
+     "unknown peer 'pytorch': expected one of numpy, sklearn, torch, torch-cuda, jax"),
     (["bench", "--layers", "5"], "--layers needs at least two positive widths"),
     (["bench", "--layers", "5-x-2"], "--layers must look like 20-64-64-5, got '5-x-2'"),
     (["bench", "--layers", "5-3", "--batch", "0"], "--samples and --batch must be positive"),

@@ -29,14 +29,19 @@ import numpy as np
 
 from .. import reference
 from ..datasets import load_digits, make_classification, make_spirals
+from ..kernels.cuda import CudaUnavailableError
 from ..model import MLP
 from .peers import FastbpRunner, make_peer
 
-WORKLOAD_NAMES = ("tiny", "digits", "medium")
+WORKLOAD_NAMES = ("tiny", "digits", "medium", "large")
+#: What runs when no workload is named: ``large`` is for GPUs (``make gpu-check``).
+DEFAULT_WORKLOADS = ("tiny", "digits", "medium")
 #: A row whose slowest timed epoch took more than this many times its fastest is flagged as noisy.
 NOISY_SPREAD = 1.5
-FASTBP_BACKENDS = ("cpu", "parallel", "auto")
-PEER_NAMES = ("numpy", "sklearn", "torch", "jax")
+FASTBP_BACKENDS = ("cpu", "parallel", "auto", "cuda")
+#: ``torch-cuda`` is PyTorch on its first CUDA device; ``jax`` runs on JAX's default device (a GPU when
+#: JAX has one).
+PEER_NAMES = ("numpy", "sklearn", "torch", "torch-cuda", "jax")
 
 
 @dataclasses.dataclass
@@ -59,7 +64,10 @@ class Workload:
 
 
 def make_workload(name, layers=None, samples=None, batch=None, activation=None):
-    """One of the default workloads (``tiny``, ``digits``, ``medium``), or a custom one.
+    """One of the named workloads (``tiny``, ``digits``, ``medium``, ``large``), or a custom one.
+
+    ``large`` (784-1024-1024-10, minibatches of 4096, 65,536 samples) gives a
+    GPU enough work per kernel; it is not among :data:`DEFAULT_WORKLOADS`.
 
     A custom workload gives ``layers`` (e.g. ``[20, 64, 64, 5]``) and takes
     synthetic Gaussian-cluster data with ``samples`` rows.
@@ -73,6 +81,9 @@ def make_workload(name, layers=None, samples=None, batch=None, activation=None):
     if name == "medium":
         X, y = make_classification(16384, 784, 10, seed=0)
         return Workload("medium", [784, 256, 128, 10], X, y, batch or 128, activation or "relu")
+    if name == "large":
+        X, y = make_classification(65536, 784, 10, seed=0)
+        return Workload("large", [784, 1024, 1024, 10], X, y, batch or 4096, activation or "relu")
     if layers is None:
         raise ValueError(f"unknown workload {name!r}: use tiny, digits, medium, or give --layers")
     X, y = make_classification(samples or 8192, layers[0], layers[-1], seed=0)
@@ -188,7 +199,7 @@ def _check_names(kind, given, known):
         raise ValueError(f"unknown {kind} {', '.join(map(repr, unknown))}: expected one of {', '.join(known)}")
 
 
-def run(workloads=WORKLOAD_NAMES, backends=FASTBP_BACKENDS, peers=PEER_NAMES, epochs=5,
+def run(workloads=DEFAULT_WORKLOADS, backends=FASTBP_BACKENDS, peers=PEER_NAMES, epochs=5,
         custom=None, log=print):
     """Run the comparison; returns a JSON-ready dict (see :func:`format_table`).
 
@@ -231,7 +242,7 @@ def run(workloads=WORKLOAD_NAMES, backends=FASTBP_BACKENDS, peers=PEER_NAMES, ep
         for name, build in candidates:
             try:
                 runners[name] = build()
-            except ImportError as exc:
+            except (ImportError, CudaUnavailableError) as exc:
                 log(f"  {workload.name}: {name} skipped ({exc})")
         rows = []
         for name, figures in measure(runners, workload, init, epochs).items():
@@ -239,6 +250,7 @@ def run(workloads=WORKLOAD_NAMES, backends=FASTBP_BACKENDS, peers=PEER_NAMES, ep
             row = {"implementation": name, **figures, "gemm_fraction": figures["gflops"] / gemm}
             if getattr(runner, "resolved", None):
                 row["resolved_backend"] = runner.resolved
+            row["device"] = getattr(runner, "device", "cpu")
             if getattr(runner, "comparable", True) is False:
                 row["note"] = "2 classes: one logistic output, another SGD path"
             rows.append(row)
@@ -270,6 +282,8 @@ def format_table(result):
         for r in w["results"]:
             name = r["implementation"] + (f" ({r['resolved_backend']})" if r["implementation"] == "fastbp-auto"
                                           else "")
+            if r.get("device", "cpu") != "cpu" and not r["implementation"].endswith(("-cuda", "(cuda)")):
+                name += f" [{r['device']}]"
             note = ("  *" if "note" in r else "") + ("  ! noisy" if r.get("noisy") else "")
             span = (f"{_short(r['samples_per_second_min'])}-{_short(r['samples_per_second_max'])}"
                     if "samples_per_second_min" in r else "")

@@ -22,11 +22,14 @@ from ..optim import SGD
 
 
 class FastbpRunner:
-    """fastbp itself, on one backend (``cpu``, ``parallel``, ``auto`` or ``numpy``).
+    """fastbp itself, on one backend (``cpu``, ``parallel``, ``auto``, ``cuda`` or ``numpy``).
 
     As the peers convert the data to their own arrays once, before any timing,
     the data is validated and converted once here too, and each epoch is one
-    call of the backend's trainer (what ``fit`` runs per epoch).
+    call of the backend's trainer (what ``fit`` runs per epoch). On ``cuda``
+    the data, weights and optimizer state stay on the GPU between epochs, as
+    in ``fit``; an epoch ends when its statistics are back on the host.
+    Building it raises ``CudaUnavailableError`` when ``cuda`` cannot run.
     """
 
     def __init__(self, workload, Ws, bs, backend):
@@ -37,48 +40,68 @@ class FastbpRunner:
         self.X, self.T = self.model.network.check_data(workload.X, workload.y)
         self.order = np.arange(len(self.X))
         self.resolved = training.choose_backend(backend, workload.layers, workload.batch)
-        self.trainer = training.make_trainer(self.resolved, self.model.network, self.model.theta, self.optimizer,
-                                             workload.batch)
+        self.device = "cuda" if self.resolved == "cuda" else "cpu"
+        self.batch = workload.batch
+        self.trainer = None
         self.set_weights(Ws, bs)
 
     def set_weights(self, Ws, bs):
         self.model.set_weights(Ws, bs)
         self.optimizer.reset(self.model.n_params, self.model.dtype)
+        if self.trainer is None or self.trainer_on_device:
+            # The CUDA trainer copies the weights and the optimizer state to the GPU when it is built.
+            self.trainer = training.make_trainer(self.resolved, self.model.network, self.model.theta,
+                                                 self.optimizer, self.batch)
+
+    @property
+    def trainer_on_device(self):
+        return getattr(self.trainer, "on_device", False)
 
     def epoch(self):
         self.trainer.run_epoch(self.X, self.T, self.order)
 
     def weights(self):
+        if self.trainer_on_device:
+            self.trainer.fetch()
         return self.model.get_weights()
 
 
 class TorchRunner:
-    """PyTorch eager mode: ``nn.Sequential`` of ``Linear`` layers, ``CrossEntropyLoss``, ``optim.SGD``."""
+    """PyTorch eager mode: ``nn.Sequential`` of ``Linear`` layers, ``CrossEntropyLoss``, ``optim.SGD``.
 
-    def __init__(self, workload, Ws, bs):
+    ``device="cuda"`` (the ``torch-cuda`` peer) keeps the model and the data
+    on PyTorch's first CUDA device, and an epoch ends with
+    ``torch.cuda.synchronize()``; it raises ``ImportError`` when PyTorch has
+    no CUDA device.
+    """
+
+    def __init__(self, workload, Ws, bs, device="cpu"):
         import torch
 
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ImportError("this PyTorch has no CUDA device")
         self.torch = torch
+        self.device = device
         act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[workload.activation]
         layers = []
         for l, W in enumerate(Ws):
             layers.append(torch.nn.Linear(*W.shape))
             if l < len(Ws) - 1:
                 layers.append(act())
-        self.net = torch.nn.Sequential(*layers)
+        self.net = torch.nn.Sequential(*layers).to(device)
         self.set_weights(Ws, bs)
         self.loss = torch.nn.CrossEntropyLoss()
         self.opt = torch.optim.SGD(self.net.parameters(), lr=workload.lr)
-        self.X = torch.from_numpy(workload.X)
-        self.y = torch.from_numpy(workload.y)
+        self.X = torch.from_numpy(workload.X).to(device)
+        self.y = torch.from_numpy(workload.y).to(device)
         self.batch = workload.batch
 
     def set_weights(self, Ws, bs):
         lins = [m for m in self.net if isinstance(m, self.torch.nn.Linear)]
         with self.torch.no_grad():
             for lin, W, b in zip(lins, Ws, bs):
-                lin.weight.copy_(self.torch.from_numpy(W.T.copy()))
-                lin.bias.copy_(self.torch.from_numpy(b.copy()))
+                lin.weight.copy_(self.torch.from_numpy(W.T.copy()).to(self.device))
+                lin.bias.copy_(self.torch.from_numpy(b.copy()).to(self.device))
 
     def epoch(self):
         n = self.X.shape[0]
@@ -87,14 +110,20 @@ class TorchRunner:
             self.opt.zero_grad(set_to_none=True)
             self.loss(self.net(xb), yb).backward()
             self.opt.step()
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
 
     def weights(self):
         lins = [m for m in self.net if isinstance(m, self.torch.nn.Linear)]
-        return ([m.weight.detach().numpy().T.copy() for m in lins], [m.bias.detach().numpy().copy() for m in lins])
+        return ([m.weight.detach().cpu().numpy().T.copy() for m in lins],
+                [m.bias.detach().cpu().numpy().copy() for m in lins])
 
 
 class JaxRunner:
-    """JAX: the whole epoch jitted, full minibatches under ``lax.scan`` plus a jitted step for the remainder."""
+    """JAX: the whole epoch jitted, full minibatches under ``lax.scan`` plus a jitted step for the remainder.
+
+    It runs on JAX's default device (a GPU when JAX has one), named by :attr:`device`.
+    """
 
     def __init__(self, workload, Ws, bs):
         import jax
@@ -133,6 +162,7 @@ class JaxRunner:
         self.scan_epoch = scan_epoch
         self.step = jax.jit(lambda params, xb, yb: step(params, (xb, yb))[0])
         self.jnp = jnp
+        self.device = jax.default_backend()
         self.set_weights(Ws, bs)
 
     def set_weights(self, Ws, bs):
@@ -191,11 +221,14 @@ class SklearnRunner:
         return Ws, bs
 
 
-PEERS = {"numpy": None, "sklearn": SklearnRunner, "torch": TorchRunner, "jax": JaxRunner}
+PEERS = {"numpy": None, "sklearn": SklearnRunner, "torch": TorchRunner, "torch-cuda": TorchRunner,
+         "jax": JaxRunner}
 
 
 def make_peer(name, workload, Ws, bs):
-    """Build the runner of peer ``name``; raises ImportError when that peer is not installed."""
+    """Build the runner of peer ``name``; raises ImportError when that peer is not installed (or has no GPU)."""
     if name == "numpy":
         return FastbpRunner(workload, Ws, bs, backend="numpy")
+    if name == "torch-cuda":
+        return TorchRunner(workload, Ws, bs, device="cuda")
     return PEERS[name](workload, Ws, bs)
