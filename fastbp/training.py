@@ -66,6 +66,9 @@ def choose_backend(backend, sizes, batch_size, allow_cuda=True):
     work = 3 * batch_size * n_weights
     if allow_cuda and work >= _settings.CUDA_MIN_WORK and cuda.real_device_available():
         return "cuda"
+    # Reading the thread count starts Numba's threads, and with them its threading layer: fastbp's choice
+    # of layer must come first, or Numba's default (OpenMP, spinning) is the one that runs.
+    configure_threading()
     if numba.get_num_threads() > 1 and work >= _settings.PARALLEL_MIN_WORK:
         return "parallel"
     return "cpu"

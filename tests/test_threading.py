@@ -29,6 +29,24 @@ def test_parallel_backend_uses_a_non_spinning_layer():
     assert layer == "tbb" or (layer == "omp" and spin == "10000")
 
 
+def test_auto_backend_starts_the_threads_on_fastbps_layer():
+    """Resolving ``backend="auto"`` reads Numba's thread count, which starts its threads: the layer is chosen first.
+
+    Before, ``auto`` started them on Numba's default layer (OpenMP with its long spin) while
+    ``numba.config.THREADING_LAYER`` said otherwise.
+    """
+    code = ("import numpy as np, numba, fastbp, fastbp.kernels.threads as t, os; "
+            "m = fastbp.MLP([64, 100, 10], loss='softmax_cross_entropy'); "
+            "h = m.fit(np.ones((400, 64)), np.zeros(400, dtype=int), epochs=1, batch_size=200); "
+            "print(h['backend'], numba.threading_layer(), t.configure_threading(), os.environ.get('GOMP_SPINCOUNT'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "FASTBP_THREADING_LAYER",
+                                                            "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    *_, running, configured, spin = out.stdout.split()
+    assert running == configured
+    assert running == "tbb" or (running == "omp" and spin == "10000")
+
+
 @pytest.mark.parametrize("variable", ["FASTBP_THREADING_LAYER", "NUMBA_THREADING_LAYER"])
 def test_asking_for_tbb_by_name_finds_the_wheel_library(variable):
     """Naming ``tbb`` (fastbp's setting or Numba's) works where ``auto`` would have picked it."""
