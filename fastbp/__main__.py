@@ -53,7 +53,8 @@ def bench(args):
     try:
         result = b.run(workloads=workloads,
                        backends=[n for n in args.backends.split(",") if n],
-                       peers=[n for n in args.peers.split(",") if n], epochs=args.epochs, custom=custom, log=log)
+                       peers=[n for n in args.peers.split(",") if n], epochs=args.epochs, custom=custom, log=log,
+                       rounds=args.rounds)
     except ValueError as exc:
         raise SystemExit(f"python -m fastbp bench: {exc}") from None
     print(b.to_json(result) if args.json else b.format_table(result))
@@ -135,7 +136,10 @@ def make_parser(prog=None):
                    help="comma-separated fastbp backends, from cpu,parallel,auto,cuda (cuda needs a GPU)")
     p.add_argument("--peers", default="numpy,sklearn,torch,jax",
                    help="peers to try, from numpy,sklearn,torch,torch-cuda,jax; missing ones are skipped")
-    p.add_argument("--epochs", type=_positive, default=5, help="timed epochs per implementation (median reported)")
+    p.add_argument("--epochs", type=_positive, default=5,
+                   help="timed epochs per implementation and round (median reported)")
+    p.add_argument("--rounds", type=_positive, default=1,
+                   help="rounds of every implementation in turn; more rounds even out a noisy machine")
     p.add_argument("--layers", default=None, help="add a custom workload, e.g. 20-64-64-5 (synthetic data)")
     p.add_argument("--samples", type=int, default=8192, help="samples of the custom workload")
     p.add_argument("--batch", type=int, default=32, help="minibatch of the custom workload")

@@ -46,6 +46,19 @@ def test_table_and_json_carry_the_rows(small_result):
     assert json.loads(bench.to_json(small_result))["workloads"][0]["results"][0]["implementation"] == "fastbp-cpu"
 
 
+def test_rounds_time_every_implementation_again_from_the_initial_weights(small_result):
+    workload = bench.make_workload("custom", layers=[4, 8, 3], samples=256, batch=32)
+    result = bench.run(workloads=(), backends=("cpu",), peers=("numpy",), epochs=2, rounds=3, custom=[workload],
+                       log=lambda *a: None)
+    rows = {r["implementation"]: r for r in result["workloads"][0]["results"]}
+    once = {r["implementation"]: r for r in small_result["workloads"][0]["results"]}
+    for name, row in rows.items():
+        assert len(row["epoch_times_s"]) == 6
+        # every round starts again from the initial weights: the loss after the last round is one round's
+        np.testing.assert_allclose(row["final_loss"], once[name]["final_loss"], rtol=1e-6)
+    assert "median of 3 rounds x 2 epochs" in bench.format_table(result).splitlines()[0]
+
+
 def test_flops_count_every_delta_pass_but_the_first_layers():
     workload = bench.make_workload("custom", layers=[4, 8, 3], samples=16, batch=4)
     assert workload.flops_per_sample == 2 * (2 * (4 * 8 + 8 * 3) + 8 * 3)
@@ -56,6 +69,7 @@ def test_flops_count_every_delta_pass_but_the_first_layers():
     (dict(backends=("gpu",)), "unknown fastbp backend 'gpu'"),
     (dict(peers=("none",)), "unknown peer 'none'"),
     (dict(epochs=0), "epochs must be at least 1, got 0"),
+    (dict(rounds=0), "rounds must be at least 1, got 0"),
 ])
 def test_run_refuses_unknown_names_before_measuring(kwargs, message):
     def fail(*args):

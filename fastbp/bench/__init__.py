@@ -3,10 +3,11 @@
 Every implementation trains the same network from the same initial weights
 on the same data (plain SGD, softmax cross-entropy, float32, minibatches in
 order). Each one in turn runs a warm-up epoch (its compile/first-call
-time), is reset to the initial weights, then runs ``epochs`` timed epochs;
-the figure reported is the median samples per second of those. The final loss,
-evaluated by one shared NumPy function on each implementation's weights,
-shows that all did the same work.
+time), is reset to the initial weights and runs ``epochs`` timed epochs; with
+``rounds`` above 1 the implementations take turns again, each reset first.
+The figure reported is the median samples per second of all timed epochs.
+The final loss, evaluated by one shared NumPy function on each
+implementation's weights, shows that all did the same work.
 
 FLOPs are counted as 2 per weight per sample for the forward pass, the
 weight gradient, and every delta pass except the first layer's.
@@ -157,29 +158,35 @@ def _final_loss(runner, workload):
     return reference.loss_value("softmax_cross_entropy", Zs[-1], T)
 
 
-def measure(runners, workload, init, epochs):
-    """Time every runner on ``workload``, one after the other: a warm-up epoch, a reset, ``epochs`` epochs.
+def measure(runners, workload, init, epochs, rounds=1):
+    """Time every runner on ``workload``, one after the other: a warm-up epoch, then rounds of timed epochs.
 
     The runners are not interleaved epoch by epoch: PyTorch's and JAX's thread
     pools keep spinning for a while after their work, which slows whichever
-    implementation runs next (the performance page has the figure).
+    implementation runs next (the performance page has the figure). Each of
+    ``rounds`` rounds resets every runner to the initial weights and times
+    ``epochs`` epochs of each in turn, so that a slow spell of a shared
+    machine, which lasts seconds, falls on every implementation alike.
 
     Returns
     -------
     dict
-        Per runner name: samples per second (median), GFLOP/s, final loss,
-        first-call seconds and the epoch times.
+        Per runner name: samples per second (median of all timed epochs),
+        GFLOP/s, final loss (after the last round), first-call seconds and the
+        epoch times.
     """
     first_call, times = {}, {name: [] for name in runners}
-    for name, runner in runners.items():
-        t0 = time.perf_counter()
-        runner.epoch()
-        first_call[name] = time.perf_counter() - t0
-        runner.set_weights(*init)
-        for _ in range(epochs):
-            t0 = time.perf_counter()
-            runner.epoch()
-            times[name].append(time.perf_counter() - t0)
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            if name not in first_call:  # the warm-up, right before the runner's own first timed epochs
+                t0 = time.perf_counter()
+                runner.epoch()
+                first_call[name] = time.perf_counter() - t0
+            runner.set_weights(*init)
+            for _ in range(epochs):
+                t0 = time.perf_counter()
+                runner.epoch()
+                times[name].append(time.perf_counter() - t0)
     n = workload.X.shape[0]
     results = {}
     for name, runner in runners.items():
@@ -200,7 +207,7 @@ def _check_names(kind, given, known):
 
 
 def run(workloads=DEFAULT_WORKLOADS, backends=FASTBP_BACKENDS, peers=PEER_NAMES, epochs=5,
-        custom=None, log=print):
+        custom=None, log=print, rounds=1):
     """Run the comparison; returns a JSON-ready dict (see :func:`format_table`).
 
     Parameters
@@ -212,17 +219,21 @@ def run(workloads=DEFAULT_WORKLOADS, backends=FASTBP_BACKENDS, peers=PEER_NAMES,
     peers : sequence of str
         Peers to measure when installed (``numpy`` is always installed).
     epochs : int
-        Timed epochs per implementation; the median is reported.
+        Timed epochs per implementation and round; the median of all is reported.
     custom : list of Workload, optional
         Extra workloads.
     log : callable
         Progress messages.
+    rounds : int
+        Rounds of ``epochs`` epochs of every implementation in turn (see :func:`measure`).
     """
     _check_names("workload", workloads, WORKLOAD_NAMES)
     _check_names("fastbp backend", backends, FASTBP_BACKENDS + ("numpy",))
     _check_names("peer", peers, PEER_NAMES)
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
     for line in blas_warnings():
         log(line)
     gemm = gemm_gflops()
@@ -231,7 +242,7 @@ def run(workloads=DEFAULT_WORKLOADS, backends=FASTBP_BACKENDS, peers=PEER_NAMES,
                           "python": platform.python_version(), "gemm_gflops": gemm, "blas": blas_info(),
                           "blas_overrides": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
                                              if k in os.environ}},
-              "date": time.strftime("%Y-%m-%d"), "epochs": epochs, "workloads": []}
+              "date": time.strftime("%Y-%m-%d"), "epochs": epochs, "rounds": rounds, "workloads": []}
     for workload in [make_workload(name) for name in workloads] + list(custom or []):
         init = MLP(workload.layers, activation=workload.activation, loss="softmax_cross_entropy",
                    dtype=np.float32, seed=0).get_weights()
@@ -245,7 +256,7 @@ def run(workloads=DEFAULT_WORKLOADS, backends=FASTBP_BACKENDS, peers=PEER_NAMES,
             except (ImportError, CudaUnavailableError) as exc:
                 log(f"  {workload.name}: {name} skipped ({exc})")
         rows = []
-        for name, figures in measure(runners, workload, init, epochs).items():
+        for name, figures in measure(runners, workload, init, epochs, rounds).items():
             runner = runners[name]
             row = {"implementation": name, **figures, "gemm_fraction": figures["gflops"] / gemm}
             if getattr(runner, "resolved", None):
@@ -271,7 +282,7 @@ def format_table(result):
               f"{'GFLOP/s':>8} {'%GEMM':>6} {'final loss':>11} {'1st call s':>10}")
     machine = result["machine"]
     lines = [f"fastbp bench, {result['date']}, {machine['processor']}, "
-             f"float32 GEMM {machine['gemm_gflops']:.1f} GFLOP/s, median of {result['epochs']} epochs"]
+             f"float32 GEMM {machine['gemm_gflops']:.1f} GFLOP/s, median of {_epoch_count(result)}"]
     for lib in machine.get("blas", []):
         lines.append(f"BLAS: {lib['internal_api']} {lib['version']}, kernels {lib['architecture']}, "
                      f"{lib['num_threads']} threads ({os.path.basename(str(lib['filepath']))})")
@@ -299,6 +310,13 @@ def format_table(result):
     lines.append("min-max: samples/s of the slowest and the fastest timed epoch")
     lines.append("fastbp x: the fastest fastbp backend's samples/s divided by this row's, in this run")
     return "\n".join(lines)
+
+
+def _epoch_count(result):
+    """``7 epochs``, or ``3 rounds x 5 epochs``."""
+    rounds = result.get("rounds", 1)
+    epochs = f"{result['epochs']} epochs"
+    return epochs if rounds == 1 else f"{rounds} rounds x {epochs}"
 
 
 def _short(value):
