@@ -268,6 +268,10 @@ class CudaTrainer:
         self.device.hyper.copy_to_device(np.asarray(self.optimizer.hyperparameters(), dtype=np.float64))
         return epoch_figures(self.device.run_epoch(X, T, order, sw), self.network)
 
+    def upload(self, X, T, sw=None):
+        """Copy the checked data to the device now; the epochs given the same arrays then copy nothing."""
+        self.device.upload(X, T, sw)
+
     def fetch(self):
         """Copy the device parameters and optimizer state into the host ``theta`` and optimizer arrays."""
         self.device.fetch()

@@ -14,7 +14,7 @@ import numpy as np
 
 try:
     from hypothesis import HealthCheck
-except ImportError:  # a GPU machine's bare image runs only the CUDA checks (``make gpu-check``), which need none
+except ImportError:  # an environment without hypothesis can still run the CUDA checks (``make gpu-check``)
     HealthCheck = None
 
 collect_ignore = ["programs"]

@@ -93,7 +93,9 @@ def test_cuda_row_trains_like_the_cpu_row_on_the_simulator():
     rows = {r["implementation"]: r for r in json.loads(proc.stdout)["workloads"][0]["results"]}
     assert set(rows) == {"fastbp-cpu", "fastbp-cuda"}
     assert rows["fastbp-cuda"]["device"] == "cuda" and rows["fastbp-cpu"]["device"] == "cpu"
-    # The same final loss: the device copy is reset to the initial weights after the warm-up epoch, and the
+    assert rows["fastbp-cuda"]["gemm_fraction"] is None and rows["fastbp-cpu"]["gemm_fraction"] > 0
+    assert len(rows["fastbp-cuda"]["epoch_times_s"]) == 4
+    # The same final loss: the device copy is reset to the initial weights before every round, and the
     # weights are fetched from the device before the loss is evaluated.
     np.testing.assert_allclose(rows["fastbp-cuda"]["final_loss"], rows["fastbp-cpu"]["final_loss"], rtol=1e-5)
 
@@ -113,6 +115,16 @@ def test_cuda_rows_are_skipped_with_the_reason_where_no_gpu_is_usable():
     assert len(skipped) == 2
     assert "fastbp-cuda skipped (backend='cuda' cannot run:" in skipped[0]
     assert "torch-cuda skipped (" in skipped[1]
+
+
+def test_command_line_saves_the_figures_as_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert cli.main(["bench", "--layers", "4-8-3", "--samples", "64", "--batch", "32", "--backends", "cpu",
+                     "--peers", "numpy", "--epochs", "1", "--rounds", "2", "--save", str(path)]) == 0
+    saved = json.loads(path.read_text())
+    assert saved["rounds"] == 2 and saved["epochs"] == 1
+    assert [r["implementation"] for r in saved["workloads"][0]["results"]] == ["fastbp-cpu", "numpy"]
+    assert "median of 2 rounds x 1 epochs" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

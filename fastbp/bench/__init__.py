@@ -4,7 +4,8 @@ Every implementation trains the same network from the same initial weights
 on the same data (plain SGD, softmax cross-entropy, float32, minibatches in
 order). Each one in turn runs a warm-up epoch (its compile/first-call
 time), is reset to the initial weights and runs ``epochs`` timed epochs; with
-``rounds`` above 1 the implementations take turns again, each reset first.
+``rounds`` above 1 the implementations take turns again, each with a warm-up
+epoch and a reset first.
 The figure reported is the median samples per second of all timed epochs.
 The final loss, evaluated by one shared NumPy function on each
 implementation's weights, shows that all did the same work.
@@ -40,9 +41,13 @@ DEFAULT_WORKLOADS = ("tiny", "digits", "medium")
 #: A row whose slowest timed epoch took more than this many times its fastest is flagged as noisy.
 NOISY_SPREAD = 1.5
 FASTBP_BACKENDS = ("cpu", "parallel", "auto", "cuda")
+#: What runs when no backend is named: ``cuda`` needs a GPU.
+DEFAULT_BACKENDS = ("cpu", "parallel", "auto")
 #: ``torch-cuda`` is PyTorch on its first CUDA device; ``jax`` runs on JAX's default device (a GPU when
 #: JAX has one).
 PEER_NAMES = ("numpy", "sklearn", "torch", "torch-cuda", "jax")
+#: What is tried when no peer is named.
+DEFAULT_PEERS = ("numpy", "sklearn", "torch", "jax")
 
 
 @dataclasses.dataclass
@@ -86,7 +91,7 @@ def make_workload(name, layers=None, samples=None, batch=None, activation=None):
         X, y = make_classification(65536, 784, 10, seed=0)
         return Workload("large", [784, 1024, 1024, 10], X, y, batch or 4096, activation or "relu")
     if layers is None:
-        raise ValueError(f"unknown workload {name!r}: use tiny, digits, medium, or give --layers")
+        raise ValueError(f"unknown workload {name!r}: use tiny, digits, medium, large, or give --layers")
     X, y = make_classification(samples or 8192, layers[0], layers[-1], seed=0)
     return Workload(name, list(layers), X, y, batch or 32, activation or "relu")
 
@@ -164,9 +169,11 @@ def measure(runners, workload, init, epochs, rounds=1):
     The runners are not interleaved epoch by epoch: PyTorch's and JAX's thread
     pools keep spinning for a while after their work, which slows whichever
     implementation runs next (the performance page has the figure). Each of
-    ``rounds`` rounds resets every runner to the initial weights and times
-    ``epochs`` epochs of each in turn, so that a slow spell of a shared
-    machine, which lasts seconds, falls on every implementation alike.
+    ``rounds`` rounds runs every runner in turn: an untimed epoch (which
+    takes that slowdown; the first round's is the first-call time), a reset
+    to the initial weights, ``epochs`` timed epochs. A slow spell of a
+    shared machine, which lasts seconds, then falls on every implementation
+    alike.
 
     Returns
     -------
@@ -178,10 +185,11 @@ def measure(runners, workload, init, epochs, rounds=1):
     first_call, times = {}, {name: [] for name in runners}
     for _ in range(rounds):
         for name, runner in runners.items():
-            if name not in first_call:  # the warm-up, right before the runner's own first timed epochs
-                t0 = time.perf_counter()
-                runner.epoch()
-                first_call[name] = time.perf_counter() - t0
+            # A warm-up epoch right before the runner's own timed epochs, in every round: it also takes the
+            # slowdown from the previous runner's spinning threads. The first one is the first-call time.
+            t0 = time.perf_counter()
+            runner.epoch()
+            first_call.setdefault(name, time.perf_counter() - t0)
             runner.set_weights(*init)
             for _ in range(epochs):
                 t0 = time.perf_counter()
@@ -206,7 +214,7 @@ def _check_names(kind, given, known):
         raise ValueError(f"unknown {kind} {', '.join(map(repr, unknown))}: expected one of {', '.join(known)}")
 
 
-def run(workloads=DEFAULT_WORKLOADS, backends=FASTBP_BACKENDS, peers=PEER_NAMES, epochs=5,
+def run(workloads=DEFAULT_WORKLOADS, backends=DEFAULT_BACKENDS, peers=DEFAULT_PEERS, epochs=5,
         custom=None, log=print, rounds=1):
     """Run the comparison; returns a JSON-ready dict (see :func:`format_table`).
 
@@ -258,10 +266,12 @@ def run(workloads=DEFAULT_WORKLOADS, backends=FASTBP_BACKENDS, peers=PEER_NAMES,
         rows = []
         for name, figures in measure(runners, workload, init, epochs, rounds).items():
             runner = runners[name]
-            row = {"implementation": name, **figures, "gemm_fraction": figures["gflops"] / gemm}
+            device = getattr(runner, "device", "cpu")
+            # the GEMM rate is the CPU's: no fraction for a row that ran on another device
+            row = {"implementation": name, **figures,
+                   "gemm_fraction": figures["gflops"] / gemm if device == "cpu" else None, "device": device}
             if getattr(runner, "resolved", None):
                 row["resolved_backend"] = runner.resolved
-            row["device"] = getattr(runner, "device", "cpu")
             if getattr(runner, "comparable", True) is False:
                 row["note"] = "2 classes: one logistic output, another SGD path"
             rows.append(row)
@@ -298,8 +308,9 @@ def format_table(result):
             note = ("  *" if "note" in r else "") + ("  ! noisy" if r.get("noisy") else "")
             span = (f"{_short(r['samples_per_second_min'])}-{_short(r['samples_per_second_max'])}"
                     if "samples_per_second_min" in r else "")
+            fraction = "-" if r.get("gemm_fraction") is None else f"{100 * r['gemm_fraction']:.1f}%"
             lines.append(f"{w['name']:<8} {name:<22} {r['samples_per_second']:>12,.0f} {span:>15} "
-                         f"{r['fastbp_speedup']:>8.2f}x {r['gflops']:>8.2f} {100 * r['gemm_fraction']:>5.1f}% "
+                         f"{r['fastbp_speedup']:>8.2f}x {r['gflops']:>8.2f} {fraction:>6} "
                          f"{r['final_loss']:>11.6f} {r['first_call_s']:>10.3f}{note}")
     if any("note" in r for w in result["workloads"] for r in w["results"]):
         lines.append("* sklearn with 2 classes: one logistic output unit (same function at the start, "

@@ -49,9 +49,12 @@ class FastbpRunner:
         self.model.set_weights(Ws, bs)
         self.optimizer.reset(self.model.n_params, self.model.dtype)
         if self.trainer is None or self.trainer_on_device:
-            # The CUDA trainer copies the weights and the optimizer state to the GPU when it is built.
+            # The CUDA trainer copies the weights and the optimizer state to the GPU when it is built, and
+            # the data here, before any timing (in fit, the first epoch copies it).
             self.trainer = training.make_trainer(self.resolved, self.model.network, self.model.theta,
                                                  self.optimizer, self.batch)
+            if self.trainer_on_device:
+                self.trainer.upload(self.X, self.T)
 
     @property
     def trainer_on_device(self):
@@ -122,7 +125,8 @@ class TorchRunner:
 class JaxRunner:
     """JAX: the whole epoch jitted, full minibatches under ``lax.scan`` plus a jitted step for the remainder.
 
-    It runs on JAX's default device (a GPU when JAX has one), named by :attr:`device`.
+    It runs on JAX's default device (a GPU when JAX has one), named by :attr:`device`; on a GPU with
+    float32 matrix products in full float32 (``jax_default_matmul_precision="highest"``), not TF32.
     """
 
     def __init__(self, workload, Ws, bs):
@@ -163,6 +167,10 @@ class JaxRunner:
         self.step = jax.jit(lambda params, xb, yb: step(params, (xb, yb))[0])
         self.jnp = jnp
         self.device = jax.default_backend()
+        if self.device != "cpu":
+            # Full float32 products, as the other implementations do: on recent NVIDIA GPUs JAX's default
+            # precision multiplies float32 matrices in TF32.
+            jax.config.update("jax_default_matmul_precision", "highest")
         self.set_weights(Ws, bs)
 
     def set_weights(self, Ws, bs):

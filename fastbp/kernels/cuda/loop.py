@@ -102,6 +102,13 @@ class DeviceEpochs:
         self._data = (X, T, sw, cuda.to_device(X), cuda.to_device(T), sw_d)
         return self._data[3:]
 
+    def upload(self, X, T, sw=None):
+        """Copy the training data to the device now, rather than in the next epoch.
+
+        The copies are kept, and reused by every epoch given the same host arrays.
+        """
+        self._device_data(X, T, sw)
+
     def run_epoch(self, X, T, order, sw=None):
         """One epoch over ``X[order]`` on the device.
 
