@@ -14,6 +14,8 @@ Peers are optional and never dependencies of fastbp; each is imported only
 when its runner is built.
 """
 
+import functools
+
 import numpy as np
 
 from .. import training
@@ -103,8 +105,8 @@ class TorchRunner:
         lins = [m for m in self.net if isinstance(m, self.torch.nn.Linear)]
         with self.torch.no_grad():
             for lin, W, b in zip(lins, Ws, bs):
-                lin.weight.copy_(self.torch.from_numpy(W.T.copy()).to(self.device))
-                lin.bias.copy_(self.torch.from_numpy(b.copy()).to(self.device))
+                lin.weight.copy_(self.torch.from_numpy(W.T.copy()))  # copy_ moves it to the layer's device
+                lin.bias.copy_(self.torch.from_numpy(b.copy()))
 
     def epoch(self):
         n = self.X.shape[0]
@@ -229,14 +231,11 @@ class SklearnRunner:
         return Ws, bs
 
 
-PEERS = {"numpy": None, "sklearn": SklearnRunner, "torch": TorchRunner, "torch-cuda": TorchRunner,
-         "jax": JaxRunner}
+#: Each peer's runner, built as ``PEERS[name](workload, Ws, bs)``.
+PEERS = {"numpy": functools.partial(FastbpRunner, backend="numpy"), "sklearn": SklearnRunner,
+         "torch": TorchRunner, "torch-cuda": functools.partial(TorchRunner, device="cuda"), "jax": JaxRunner}
 
 
 def make_peer(name, workload, Ws, bs):
     """Build the runner of peer ``name``; raises ImportError when that peer is not installed (or has no GPU)."""
-    if name == "numpy":
-        return FastbpRunner(workload, Ws, bs, backend="numpy")
-    if name == "torch-cuda":
-        return TorchRunner(workload, Ws, bs, device="cuda")
     return PEERS[name](workload, Ws, bs)
