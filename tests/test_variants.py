@@ -189,3 +189,28 @@ def test_a_variants_block_is_undone_on_leaving_it_even_by_an_error():
             assert variant_choice._variant_choice.get() == "general"
             raise RuntimeError
     assert variant_choice._variant_choice.get() == before
+
+
+SHARED_PASSES = """
+import json, numpy as np, fastbp
+from fastbp.kernels import driver
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((64, 5)), rng.integers(0, 3, 64)
+model = fastbp.MLP([5, 8, 3], activation="relu", loss="softmax_cross_entropy", dtype=np.float64, seed=0)
+model.fit(X, y, epochs=1, batch_size=16, backend="cpu")
+model.predict(X)
+model.loss_and_grad(X, y)
+model.fit(X, y, epochs=1, batch_size=16, backend="parallel")
+print(json.dumps({"forward_chunk": len(driver.forward_chunk.signatures),
+                  "chunk_loss_and_grad": len(driver.chunk_loss_and_grad.signatures)}))
+"""
+
+
+def test_an_epoch_a_prediction_a_gradient_and_a_parallel_epoch_share_one_compiled_pass():
+    """The per-chunk passes are compiled once per network and dtype, whatever the caller: the serial and parallel
+    epoch, predict and loss_and_grad. (Inlined passes would have no signatures; a caller passing literals, or a
+    variant that still names the optimizer, a second one.)"""
+    env = dict(os.environ, FASTBP_VARIANTS="network")
+    run = subprocess.run([sys.executable, "-c", SHARED_PASSES], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"forward_chunk": 1, "chunk_loss_and_grad": 1}

@@ -64,7 +64,7 @@ from .layout import (
 )
 from .losses import output_delta
 from .updates import optimizer_step
-from .variants import activation_code, loss_code, optimizer_code
+from .variants import activation_code, activations_only, loss_code, optimizer_code, without_optimizers
 from .views import borrowed, matrix_view
 
 # Parameters per tile of the gradient sum and optimizer step: the chunk gradients of a tile are
@@ -201,9 +201,9 @@ def dropped_activations(al, d, layers, l, dropout, seed, step_no, row0):
     return al
 
 
-@jit(inline="always")
+@jit
 def forward_chunk(xv, theta, layers, z, a, d, dropout, seed, step_no, row0, variant):
-    """Forward pass of rows ``xv`` through every layer; returns the output ``Z`` view.
+    """Forward pass of rows ``xv`` through every layer; the output layer's ``Z`` ends in its block of ``z``.
 
     ``dropout`` holds each layer's drop probability ``p`` and ``1 / (1 - p)``
     in a row, or is None for none (inference). A layer with ``p > 0`` keeps its activation ``A`` in ``a``
@@ -211,7 +211,19 @@ def forward_chunk(xv, theta, layers, z, a, d, dropout, seed, step_no, row0, vari
     layer's input, into its block of ``d``, which the backward pass only
     overwrites after using them. The mask is drawn for optimizer step
     ``step_no`` and rows ``row0 + i`` (see :mod:`.dropout`).
+
+    This pass and :func:`chunk_loss_and_grad` are compiled functions of
+    their own, not inlined: an epoch, a prediction and a gradient call the
+    same compiled passes, and the parallel epoch calls the serial epoch's.
+    Their caller's arrays are its own or borrowed, and they borrow them again
+    (see :func:`.views.borrowed`), so that their views count no references.
     """
+    xv = borrowed(xv)
+    theta = borrowed(theta)
+    layers = borrowed(layers)
+    z = borrowed(z)
+    a = borrowed(a)
+    d = borrowed(d)
     rows = chunk_rows(xv)
     n_layers = layers.shape[0]
     # The first layer on its own: its input may be sparse (in the sparse variant), the others' never is.
@@ -226,10 +238,9 @@ def forward_chunk(xv, theta, layers, z, a, d, dropout, seed, step_no, row0, vari
                        activation_code(layers[l, ACT], variant),
                        workspace_view(z, layers, l, rows), al)
         inp = dropped_activations(al, d, layers, l, dropout, seed, step_no, row0)
-    return workspace_view(z, layers, n_layers - 1, rows)
 
 
-@jit(inline="always")
+@jit
 def chunk_loss_and_grad(xv, tv, wv, theta, wt, layers, loss, scale, z, a, d, grad, out, dropout, seed, step_no,
                         row0, variant):
     """Forward and backward pass of one chunk of rows.
@@ -242,10 +253,22 @@ def chunk_loss_and_grad(xv, tv, wv, theta, wt, layers, loss, scale, z, a, d, gra
     masked as its activations were. ``wt`` holds the transposed weights
     written by :func:`transpose_weights` for this ``theta``.
     """
+    xv = borrowed(xv)
+    tv = borrowed(tv)
+    wv = borrowed(wv)
+    theta = borrowed(theta)
+    wt = borrowed(wt)
+    layers = borrowed(layers)
+    z = borrowed(z)
+    a = borrowed(a)
+    d = borrowed(d)
+    grad = borrowed(grad)
+    out = borrowed(out)
     rows = chunk_rows(xv)
     n_layers = layers.shape[0]
     last = n_layers - 1
-    zo = forward_chunk(xv, theta, layers, z, a, d, dropout, seed, step_no, row0, variant)
+    forward_chunk(xv, theta, layers, z, a, d, dropout, seed, step_no, row0, activations_only(variant))
+    zo = workspace_view(z, layers, last, rows)
     out_delta = workspace_view(d, layers, last, rows)
     total, correct = output_delta(zo, tv, wv, loss_code(loss, variant), scale, out_delta)
     out[0] = total
@@ -408,7 +431,7 @@ def _train_epoch(X, T, sw, order, batch_size, theta, layers, loss, l2, xbuf, tbu
                     tv = gather_rows(T, order, start + lo, start + hi, tbuf[c])
                     wv = gather_values(sw, order, start + lo, start + hi, swbuf[c])
                 chunk_loss_and_grad(xv, tv, wv, theta, wtbuf, layers, loss, scale, zbuf[c], abuf[c], dbuf[c], gbuf[c],
-                                    chunk_out[c], dropout, seed, step[0] + 1, lo, variant)
+                                    chunk_out[c], dropout, seed, step[0] + 1, lo, without_optimizers(variant))
             else:
                 gbuf[c, :] = 0
                 chunk_out[c, 0] = 0.0
@@ -504,8 +527,9 @@ def loss_and_grad(X, rows, T, sw, theta, layers, loss, l2, zbuf, abuf, dbuf, wtb
     divisor = wsum * row_divisor(loss, T.shape[1])
     out = np.zeros(2)
     transpose_weights(theta, layers, wtbuf)
+    zero = np.int64(0)  # not the literal 0: the call then shares the compiled pass of an epoch
     chunk_loss_and_grad(xv, T, sw, theta, wtbuf, layers, loss, theta.dtype.type(1.0 / divisor), zbuf, abuf, dbuf, grad,
-                        out, None, 0, 0, 0, variant)
+                        out, None, zero, zero, zero, without_optimizers(variant))
     total = out[0] / divisor
     if l2 != 0.0:
         total += 0.5 * l2 * add_l2(theta, layers, theta.dtype.type(l2 / wsum), grad) / wsum
@@ -528,10 +552,12 @@ def predict_raw(X, rows, theta, layers, block, zbuf, abuf, out, variant):
     abuf = borrowed(abuf)
     out = borrowed(out)
     n = n_samples(X)
+    zero = np.int64(0)  # not the literal 0: the call then shares the compiled forward pass of an epoch
     for start in range(0, n, block):
         stop = min(start + block, n)
         xv = rows_in_order(X, rows, start, stop)
-        zo = forward_chunk(xv, theta, layers, zbuf, abuf, abuf, None, 0, 0, 0, variant)
+        forward_chunk(xv, theta, layers, zbuf, abuf, abuf, None, zero, zero, zero, activations_only(variant))
+        zo = workspace_view(zbuf, layers, layers.shape[0] - 1, stop - start)
         # Copied element by element: a slice assignment ``out[start:stop] = zo`` compiles Numba's shape-mismatch
         # message, string formatting included, which lengthens the cold start of every process that predicts.
         for r in range(stop - start):
@@ -549,8 +575,8 @@ def _with_sparse_input(func):
 
 
 _SPARSE_PASSES = {}
-_SPARSE_PASSES["forward_chunk"] = jit(_with_sparse_input(forward_chunk.py_func), inline="always")
-_SPARSE_PASSES["chunk_loss_and_grad"] = jit(_with_sparse_input(chunk_loss_and_grad.py_func), inline="always")
+_SPARSE_PASSES["forward_chunk"] = jit(_with_sparse_input(forward_chunk.py_func))
+_SPARSE_PASSES["chunk_loss_and_grad"] = jit(_with_sparse_input(chunk_loss_and_grad.py_func))
 #: ``train_epoch`` and the rest for ``X = (indptr, indices, data)``, a CSR matrix (int64 indices).
 train_epoch_sparse, train_epoch_sparse_parallel = serial_and_parallel(_with_sparse_input(_train_epoch))
 loss_and_grad_sparse = jit(_with_sparse_input(loss_and_grad.py_func))

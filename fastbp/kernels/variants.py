@@ -16,7 +16,10 @@ codes serves that network and costs a fraction of the compilation.
 A tagged code holds its value as an ``int64``; :func:`code_value` reads it
 back, and reads a plain integer code (from the public kernels, which serve
 every activation) as it is. :func:`served_codes` tells a dispatch point's typing
-which codes it must serve.
+which codes it must serve. A compiled pass that reads only some of the
+codes is called with its variant widened to every other code
+(:func:`activations_only`, :func:`without_optimizers`), so that callers
+whose variants differ there share its compilation.
 """
 
 import numpy as np
@@ -143,6 +146,37 @@ def loss_code(typingctx, code, variant):
 def optimizer_code(typingctx, code, variant):
     """``code`` tagged as one of ``variant``'s optimizers."""
     return _tagged("optimizer", "optimizers", ALL_OPTIMIZERS, code, variant)
+
+
+def _widened(variant, losses, optimizers):
+    """The typing of a widening intrinsic: ``variant`` serving every loss (``losses``) and optimizer
+    (``optimizers``) too, or None for another argument."""
+    if not isinstance(variant, VariantType):
+        return None
+    wide = VariantType(variant.activations, ALL_LOSSES if losses else variant.losses,
+                       ALL_OPTIMIZERS if optimizers else variant.optimizers)
+
+    def codegen(context, builder, signature, args):
+        return context.get_dummy_value()
+
+    return wide(variant), codegen
+
+
+@intrinsic
+def activations_only(typingctx, variant):
+    """``variant`` widened to every loss and optimizer: what a pass that reads activation codes only is compiled for.
+
+    A pass called with it (the forward pass) is one compilation whatever the
+    caller's loss and optimizer: an epoch's, a prediction's and a
+    gradient's calls share it.
+    """
+    return _widened(variant, True, True)
+
+
+@intrinsic
+def without_optimizers(typingctx, variant):
+    """``variant`` widened to every optimizer: for a pass that reads no optimizer code (a chunk's gradient)."""
+    return _widened(variant, False, True)
 
 
 def code_value(code):
