@@ -33,6 +33,7 @@ from .compile import jit
 from .fastmath import fast_exp
 from .layout import BINARY_CROSS_ENTROPY, MSE, POISSON, SOFTMAX_CROSS_ENTROPY
 from .variants import ALL_LOSSES, code_value, served_codes
+from .views import flat_view
 
 
 @jit
@@ -126,10 +127,16 @@ def softmax_rows(Z, T, sw, scale, D):
 
     Row by row the same as :func:`loss_row` and :func:`count_correct_row` with
     ``SOFTMAX_CROSS_ENTROPY``, each row's delta scaled by ``scale * sw[i]`` and
-    its loss weighted by ``sw[i]`` (``sw`` empty: weights of 1). The rows
-    whose loss carries the factor 1 on ``log(s)`` (one-hot or normalised
-    targets, unweighted) share one logarithm, ``sum_i log(s_i) = log(prod_i
-    s_i)``: on narrow outputs a ``log`` per row is a large part of the step.
+    its loss weighted by ``sw[i]`` (``sw`` empty: weights of 1), to the last
+    bit. The rows whose loss carries the factor 1 on ``log(s)`` (one-hot or
+    normalised targets, unweighted) share one logarithm, ``sum_i log(s_i) =
+    log(prod_i s_i)``: on narrow outputs a ``log`` per row is a large part of
+    the step.
+
+    The exponentials are taken in a pass of their own, one flat loop over the
+    whole block (``D`` holds ``z - max(z)`` before it, ``exp(z - max(z))``
+    after), which LLVM vectorises; taken row by row, as :func:`softmax_row_parts`
+    does, a row of 2 or 10 outputs leaves them scalar. ``D`` must not be ``Z``.
 
     Returns
     -------
@@ -137,23 +144,52 @@ def softmax_rows(Z, T, sw, scale, D):
         The weighted sum of the rows' unscaled losses, in float64.
     correct : int
     """
+    n = Z.shape[0]
+    k = Z.shape[1]
+    for i in range(n):
+        z = Z[i]
+        d = D[i]
+        m = z[0]
+        for j in range(1, k):
+            if z[j] > m:
+                m = z[j]
+        for j in range(k):
+            d[j] = z[j] - m
+    flat = flat_view(D)
+    for p in range(n * k):
+        flat[p] = fast_exp(flat[p])
     weighted = sw.shape[0] > 0
     w = like(Z, 1.0)
     total = 0.0
     correct = 0
     product = 1.0
-    for i in range(Z.shape[0]):
+    for i in range(n):
         if weighted:
             w = sw[i]
+        z = Z[i]
         t = T[i]
-        part, s, tsum, best = softmax_row_parts(Z[i], t, scale * w, D[i])
+        d = D[i]
+        best = 0
         target = 0
-        for j in range(1, t.shape[0]):
+        for j in range(1, k):
+            if z[j] > z[best]:
+                best = j
             if t[j] > t[target]:
                 target = j
         if best == target:
             correct += 1
-        total += float(w) * part
+        s = like(Z, 0.0)
+        tsum = like(Z, 0.0)
+        tz = 0.0
+        for j in range(k):
+            s += d[j]
+            tsum += t[j]
+            tz += float(t[j]) * float(z[j])
+        inv = like(Z, 1.0) / s
+        row_scale = scale * w
+        for j in range(k):
+            d[j] = row_scale * (d[j] * inv * tsum - t[j])
+        total += float(w) * (float(z[best]) * float(tsum) - tz)
         factor = float(w) * float(tsum)
         if factor == 1.0:
             product *= float(s)
