@@ -14,10 +14,12 @@ import numbers
 import numpy as np
 
 from ._validation import as_features, as_targets
+from .kernels.dense import backward_product
 from .kernels.layout import (
     ACT,
     ACTIVATIONS,
     B_OFF,
+    BACKWARD,
     D_IN,
     D_OUT,
     ELU,
@@ -32,6 +34,7 @@ from .kernels.layout import (
     WS_OFF,
     row_divisor,
 )
+from .kernels.threads import blas_has_small_matrix_kernels
 from .sparse_input import CSRInput, is_sparse
 
 INITS = ("auto", "glorot_uniform", "he_uniform")
@@ -118,13 +121,16 @@ class Network:
         Parameters
         ----------
         rows : int
-            Rows per workspace chunk; sets each layer's workspace offset.
+            Rows per workspace chunk; sets each layer's workspace offset and,
+            with the BLAS found, how its backward product runs
+            (:func:`fastbp.kernels.dense.backward_product`).
 
         Returns
         -------
         ndarray of int64, shape (L, N_COLS)
         """
         table = np.zeros((len(self.sizes) - 1, N_COLS), dtype=np.int64)
+        small_matrix_blas = blas_has_small_matrix_kernels()
         ws = 0
         for l in range(len(self.sizes) - 1):
             table[l, D_IN] = self.sizes[l]
@@ -133,6 +139,8 @@ class Network:
             table[l, B_OFF] = self.bias_offsets[l]
             table[l, ACT] = self.act_codes[l]
             table[l, WS_OFF] = ws
+            if l > 0:  # the first layer has no backward product
+                table[l, BACKWARD] = backward_product(rows, self.sizes[l], self.sizes[l + 1], small_matrix_blas)
             ws += rows * self.sizes[l + 1]
         return table
 

@@ -138,20 +138,29 @@ UNCHECKED_BACKPROP = {"serial": dense._backprop_delta, "parallel": dense._backpr
 @pytest.mark.parametrize("shape", [(32, 32, 32), (32, 32, 2), (16, 64, 10), (3, 5, 4), (40, 7, 33)],
                          ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
-def test_backprop_delta_on_transposed_weights_matches_reference(dtype, shape, backend):
-    """The driver's path: the product reads a C-contiguous copy of ``W_next.T`` (or, given none, ``W_next``)."""
+def test_backprop_delta_on_transposed_copies_matches_reference(dtype, shape, backend):
+    """The driver's paths: the product reads a C-contiguous copy of ``W_next.T``, or copies ``D_next.T`` into a
+    workspace and reads that, or, given neither, multiplies ``W_next.T`` as it is."""
     n, d, d_next = shape
     rng = np.random.default_rng(seed_of((n, d, d_next, "bpT")))
     D_next, W_next, Z = rand(rng, (n, d_next), dtype), rand(rng, (d, d_next), dtype), rand(rng, (n, d), dtype, 2.0)
     A = np.tanh(Z)
+    D_next_before = D_next.copy()
     expected = (f64(D_next) @ f64(W_next).T) * (1 - f64(A) ** 2)
-    for W_next_T in (np.ascontiguousarray(W_next.T).ravel(), np.empty(0, dtype)):
+    none = np.empty(0, dtype)
+    room = np.full(n * d_next + 3, np.nan, dtype=dtype)  # longer than needed: only the front is written
+    for W_next_T, D_next_T in ((np.ascontiguousarray(W_next.T).ravel(), none), (none, room), (none, none)):
         D = np.full((n, d), np.nan, dtype=dtype)
-        UNCHECKED_BACKPROP[backend](D_next, W_next, Z, A, kernels.TANH, D, W_next_T)
+        UNCHECKED_BACKPROP[backend](D_next, W_next, Z, A, kernels.TANH, D, W_next_T, D_next_T)
         np.testing.assert_allclose(D, expected, **tol(dtype))
+    np.testing.assert_array_equal(D_next, D_next_before)
     if n * d * d_next > dense._SMALL_PRODUCT:  # (smaller products are loops that read W_next itself)
+        np.testing.assert_array_equal(room[:n * d_next], D_next.T.ravel())
+        np.testing.assert_array_equal(room[n * d_next:], np.nan)
         with pytest.raises(ValueError, match="fewer than rows"):
-            UNCHECKED_BACKPROP[backend](D_next, W_next, Z, A, kernels.TANH, D, np.zeros(d_next * d - 1, dtype))
+            UNCHECKED_BACKPROP[backend](D_next, W_next, Z, A, kernels.TANH, D, np.zeros(d_next * d - 1, dtype), none)
+        with pytest.raises(ValueError, match="fewer than rows"):
+            UNCHECKED_BACKPROP[backend](D_next, W_next, Z, A, kernels.TANH, D, none, np.zeros(n * d_next - 1, dtype))
 
 
 # --------------------------------------------------------------------------- weight_gradient

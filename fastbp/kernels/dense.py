@@ -22,11 +22,14 @@ cost dominates the work:
   With more inputs, or more rows, plain loops lose to BLAS.
 
 The bias, the activation and its derivative are fused into one pass over each
-output block afterwards. In the training driver, the backward product of a
-layer with at most ``TRANSPOSED_OUTPUTS`` outputs multiplies a copy of
-``W_next.T`` that the driver writes once per minibatch, because OpenBLAS's
-small-matrix ``gemm`` is up to twice as slow with a transposed operand (the
-public kernels, which have no workspace, keep the transposed one).
+output block afterwards. In the training driver, where OpenBLAS runs its
+small-matrix kernels, the backward product ``D_next @ W_next.T`` avoids the
+one operand arrangement those kernels serve slowly or not at all: a layer
+with at most ``TRANSPOSED_OUTPUTS`` outputs multiplies a copy of ``W_next.T``
+that the driver writes once per minibatch, and a wider one, at most
+``_COPY_DELTAS_ROWS`` rows and ``_COPY_DELTAS_PRODUCT`` multiply-adds,
+``D_next.T.T`` from a copy of ``D_next.T`` (:func:`backward_product` decides;
+the public kernels, which have no workspace, keep the transposed operand).
 
 The unchecked kernels start by borrowing their arrays
 (:func:`.views.borrowed`), so that their views (rows, flat ranges) count no
@@ -60,6 +63,7 @@ from numba import prange
 from .activations import bias_activate, scale_by_derivative
 from .checks import check_backprop_delta, check_dense_forward, check_weight_gradient
 from .compile import jit, serial_and_parallel
+from .layout import BACKWARD_COPY_DELTAS, BACKWARD_COPY_WEIGHTS, BACKWARD_TRANSPOSED
 from .views import borrowed, flat_view, matrix_view
 
 _TASK_ELEMENTS = 4096  # elements (or rows) per parallel task: smaller work is not worth a thread
@@ -72,6 +76,11 @@ _SMALL_PRODUCT = 128
 # OpenBLAS's small-matrix gemm with a transposed operand took 1.05 us at 32x32x32 against 0.47 us without, while
 # with wider layers the copy costs more than it saves (measured on the performance page).
 TRANSPOSED_OUTPUTS = 32
+# Rows and multiply-adds up to which a wider layer's backward product runs on a copy of D_next.T: OpenBLAS then
+# takes its small-matrix kernel, not the packed path (digits' 32x64 by 64x128: 5.5-6.0 us against 8.0-9.9 us);
+# beyond either bound the packed path was as fast or faster (measured on the performance page).
+_COPY_DELTAS_ROWS = 64
+_COPY_DELTAS_PRODUCT = 1_000_000
 # Inputs up to which dense_forward's single-row product (of at most _SMALL_PRODUCT weights) is a loop:
 # it runs one pass over the outputs per input, so with more inputs BLAS wins again.
 _ROW_LOOP_INPUTS = 8
@@ -172,14 +181,18 @@ def _dense_forward(X, W, b, act, Z, A):
             bias_activate(Z, b, A, act, lo, hi)
 
 
-def _backprop_delta(D_next, W_next, Z, A, act, D, W_next_T):
+def _backprop_delta(D_next, W_next, Z, A, act, D, W_next_T, D_next_T):
     """``backprop_delta`` without its argument checks: ``D = (D_next @ W_next.T) * act'(Z)``.
 
     ``W_next_T`` is None, or ``W_next.T`` as a flat C-ordered vector of
-    ``d_next * d`` elements (the training driver keeps one for layers of at
-    most ``TRANSPOSED_OUTPUTS`` outputs), or an empty vector for none: with
-    it the product is ``gemm`` without a transposed operand, which OpenBLAS
-    runs at up to twice the speed on small products.
+    ``d_next * d`` elements, or an empty vector for none. ``D_next_T`` is
+    None, or a flat workspace of at least ``n * d_next`` elements that must
+    not overlap the other arrays, or an empty vector for none. Given the first,
+    the product multiplies it; given the second, ``D_next.T`` is copied into
+    it first and the product reads that copy; given neither, ``W_next.T`` as
+    it is. The training driver chooses (:func:`backward_product`): OpenBLAS's
+    small-matrix kernels multiply without a transposed operand at up to twice
+    the speed.
     """
     D_next = borrowed(D_next)
     W_next = borrowed(W_next)
@@ -196,6 +209,13 @@ def _backprop_delta(D_next, W_next, Z, A, act, D, W_next_T):
         _small_product_transposed(D_next, W_next, D)
     elif W_next_T is not None and W_next_T.shape[0] > 0:
         np.dot(D_next, matrix_view(W_next_T, d_next, d), D)  # (a vector shorter than d_next * d raises)
+    elif D_next_T is not None and D_next_T.shape[0] > 0:
+        DT = matrix_view(D_next_T[:n * d_next], d_next, n)  # (a vector shorter than n * d_next raises)
+        for i in range(n):
+            row = D_next[i]
+            for j in range(d_next):
+                DT[j, i] = row[j]
+        np.dot(DT.T, W_next.T, D)
     else:
         np.dot(D_next, W_next.T, D)
     size = n * d
@@ -241,6 +261,30 @@ def _weight_gradient(A_prev, D, gW, gb):
         for t in prange(tasks):
             lo, hi = _span(t, tasks, d_out)
             _column_sums(D, gb, lo, hi)
+
+
+def backward_product(rows, d_in, d_out, small_matrix_blas):
+    """How the training driver runs a layer's backward product ``D @ W.T``: a ``layout.BACKWARD_*`` code.
+
+    Parameters
+    ----------
+    rows : int
+        Rows per chunk (the product's ``n``).
+    d_in, d_out : int
+        The layer's widths (``W`` is ``(d_in, d_out)``; ``D`` is ``(n, d_out)``).
+    small_matrix_blas : bool
+        Whether BLAS runs small-matrix kernels
+        (:func:`.threads.blas_has_small_matrix_kernels`). Without them the
+        transposed operand was as fast as either copy, or faster, at every
+        shape measured, so no copy is made.
+    """
+    if not small_matrix_blas:
+        return BACKWARD_TRANSPOSED
+    if d_out <= TRANSPOSED_OUTPUTS:
+        return BACKWARD_COPY_WEIGHTS
+    if rows <= _COPY_DELTAS_ROWS and rows * d_in * d_out <= _COPY_DELTAS_PRODUCT:
+        return BACKWARD_COPY_DELTAS
+    return BACKWARD_TRANSPOSED
 
 
 _dense_forward, _dense_forward_parallel = serial_and_parallel(_dense_forward)
@@ -337,14 +381,14 @@ def backprop_delta(D_next, W_next, Z, A, act, D):
     array([[3., 0.]])
     """
     check_backprop_delta(D_next, W_next, Z, A, act, D)
-    _backprop_delta(D_next, W_next, Z, A, act, D, None)
+    _backprop_delta(D_next, W_next, Z, A, act, D, None, None)
 
 
 @jit(nogil=False)
 def backprop_delta_parallel(D_next, W_next, Z, A, act, D):
     """:func:`backprop_delta` with its elementwise pass split across threads (same arguments, same results)."""
     check_backprop_delta(D_next, W_next, Z, A, act, D)
-    _backprop_delta_parallel(D_next, W_next, Z, A, act, D, None)
+    _backprop_delta_parallel(D_next, W_next, Z, A, act, D, None, None)
 
 
 @jit(nogil=False)

@@ -45,11 +45,14 @@ from numba import prange
 
 from . import sparse
 from .compile import jit, serial_and_parallel, specialised
-from .dense import TRANSPOSED_OUTPUTS, _backprop_delta, _dense_forward, _span, _weight_gradient
+from .dense import _backprop_delta, _dense_forward, _span, _weight_gradient
 from .dropout import apply_mask
 from .layout import (
     ACT,
     B_OFF,
+    BACKWARD,
+    BACKWARD_COPY_DELTAS,
+    BACKWARD_COPY_WEIGHTS,
     D_IN,
     D_OUT,
     H_LR,
@@ -86,15 +89,30 @@ def weights_view(theta, layers, l):
 
 @jit(inline="always")
 def transposed_weights(wt, layers, l):
-    """Layer ``l``'s ``W.T``, flat, as kept in ``wt`` by :func:`transpose_weights`; empty for a layer with more
-    than ``TRANSPOSED_OUTPUTS`` outputs, which has none."""
+    """Layer ``l``'s ``W.T``, flat, as kept in ``wt`` by :func:`transpose_weights`; empty for a layer whose
+    backward product runs otherwise (see ``layout.BACKWARD``)."""
     off = layers[l, W_OFF] - layers[1, W_OFF]
-    return wt[off:off + layers[l, D_IN] * layers[l, D_OUT] if layers[l, D_OUT] <= TRANSPOSED_OUTPUTS else off]
+    copied = layers[l, BACKWARD] == BACKWARD_COPY_WEIGHTS
+    return wt[off:off + layers[l, D_IN] * layers[l, D_OUT] if copied else off]
+
+
+@jit(inline="always")
+def transposed_deltas(z, layers, l, rows):
+    """Room for layer ``l``'s ``D.T`` when its backward product runs on that copy, else an empty vector.
+
+    The room is the layer's own block of the ``Z`` workspace, ``rows * d_out``
+    elements: once the backward pass reaches layer ``l``, its ``Z`` has served
+    (the output delta, or the derivative in the layer above) and is not read
+    again.
+    """
+    off = layers[l, WS_OFF]
+    copied = layers[l, BACKWARD] == BACKWARD_COPY_DELTAS
+    return z[off:off + rows * layers[l, D_OUT] if copied else off]
 
 
 @jit
 def transpose_weights(theta, layers, wt):
-    """Write ``W.T`` of every layer but the first with at most ``TRANSPOSED_OUTPUTS`` outputs into ``wt``.
+    """Write ``W.T`` of every layer but the first whose backward product runs on that copy into ``wt``.
 
     ``wt`` covers ``theta`` from the second layer's weights on
     (:meth:`fastbp.network.Network.transposed_width`); layer ``l``'s copy,
@@ -282,13 +300,13 @@ def chunk_loss_and_grad(xv, tv, wv, theta, wt, layers, loss, scale, z, a, d, gra
             _weight_gradient(d_prev, dl, weights_view(grad, layers, l), bias_view(grad, layers, l))
             _backprop_delta(dl, weights_view(theta, layers, l), workspace_view(z, layers, l - 1, rows),
                             a_prev, activation_code(layers[l - 1, ACT], variant), d_prev,
-                            transposed_weights(wt, layers, l))
+                            transposed_weights(wt, layers, l), transposed_deltas(z, layers, l, rows))
             apply_mask(d_prev, d_prev, dropout[l - 1, 0], dropout[l - 1, 1], seed, step_no, row0, l - 1)
         else:
             _weight_gradient(a_prev, dl, weights_view(grad, layers, l), bias_view(grad, layers, l))
             _backprop_delta(dl, weights_view(theta, layers, l), workspace_view(z, layers, l - 1, rows),
                             a_prev, activation_code(layers[l - 1, ACT], variant), d_prev,
-                            transposed_weights(wt, layers, l))
+                            transposed_weights(wt, layers, l), transposed_deltas(z, layers, l, rows))
     first_weight_gradient(xv, workspace_view(d, layers, 0, rows), weights_view(grad, layers, 0),
                           bias_view(grad, layers, 0))
 

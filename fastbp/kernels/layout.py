@@ -9,8 +9,11 @@ Layer table
     An int64 array of shape ``(L, N_COLS)``, one row per weight layer: its
     widths ``D_IN`` and ``D_OUT``, the offsets ``W_OFF`` and ``B_OFF`` of its
     weights (row-major ``(d_in, d_out)``) and bias in the flat parameter vector,
-    its activation code ``ACT`` and the offset ``WS_OFF`` of its block in the
-    per-chunk workspaces. :class:`fastbp.network.Network` builds it.
+    its activation code ``ACT``, the offset ``WS_OFF`` of its block in the
+    per-chunk workspaces and ``BACKWARD``, how the training driver runs its
+    backward product ``D @ W.T`` (one of the ``BACKWARD_*`` codes below;
+    :func:`fastbp.kernels.dense.backward_product` chooses it).
+    :class:`fastbp.network.Network` builds it.
 Epoch statistics
     A float64 array of ``N_STATS`` values that a training epoch fills, indexed
     by the ``S_*`` constants.
@@ -33,7 +36,13 @@ W_OFF = 2
 B_OFF = 3
 ACT = 4
 WS_OFF = 5
-N_COLS = 6
+BACKWARD = 6
+N_COLS = 7
+
+# How a layer's backward product D @ W.T runs in the training driver (the BACKWARD column):
+BACKWARD_TRANSPOSED = 0  # gemm with W.T as the transposed operand it is
+BACKWARD_COPY_WEIGHTS = 1  # on a copy of W.T, written once per minibatch (driver.transpose_weights)
+BACKWARD_COPY_DELTAS = 2  # on a copy of D.T, written into the layer's dead Z block just before the product
 
 # ----------------------------------------------------------------------------- epoch statistics
 S_LOSS = 0      # sum over rows of the unscaled loss

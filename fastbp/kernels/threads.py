@@ -125,11 +125,24 @@ def _find_blas_thread_functions():
 
 
 def _search_blas_thread_functions():
+    found = _openblas_library()
+    if found is None:
+        return ()
+    lib, prefix = found
+    setter = getattr(lib, prefix + "set_num_threads")
+    getter = getattr(lib, prefix + "get_num_threads")
+    setter.argtypes, setter.restype = [ctypes.c_int], None
+    getter.argtypes, getter.restype = [], ctypes.c_int
+    return (setter, getter)
+
+
+def _openblas_library():
+    """``(library, symbol prefix)`` of SciPy's OpenBLAS, the one Numba's ``np.dot`` calls, or None."""
     try:
         import scipy
         import scipy.linalg.cython_blas  # noqa: F401  (loads the library)
     except ImportError:
-        return ()
+        return None
     libs = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
     for path in sorted(glob.glob(os.path.join(libs, "*openblas*.so*"))):
         try:
@@ -139,13 +152,39 @@ def _search_blas_thread_functions():
         except OSError:
             continue
         for prefix in ("scipy_openblas_", "openblas_"):
-            setter = getattr(lib, prefix + "set_num_threads", None)
-            getter = getattr(lib, prefix + "get_num_threads", None)
-            if setter is not None and getter is not None:
-                setter.argtypes, setter.restype = [ctypes.c_int], None
-                getter.argtypes, getter.restype = [], ctypes.c_int
-                return (setter, getter)
-    return ()
+            if getattr(lib, prefix + "set_num_threads", None) is not None and \
+                    getattr(lib, prefix + "get_num_threads", None) is not None:
+                return lib, prefix
+    return None
+
+
+# OpenBLAS's kernel sets with small-matrix gemm kernels (which skip packing the operands) on x86-64.
+_SMALL_MATRIX_CORES = ("skylakex", "cooperlake", "sapphirerapids")
+_small_matrix_blas = None
+
+
+def blas_has_small_matrix_kernels():
+    """Whether the OpenBLAS behind Numba's ``np.dot`` runs small-matrix ``gemm`` kernels here.
+
+    OpenBLAS picks its kernels when it loads, from the processor, unless
+    ``OPENBLAS_CORETYPE`` forces a set; it names the set it runs
+    (``openblas_get_corename``). Its AVX-512 sets multiply small matrices
+    without packing them, except with a transposed first operand (in
+    column-major terms), which the training driver's backward products then
+    avoid (see :func:`fastbp.kernels.dense.backward_product`). False for
+    another BLAS, or one that does not say.
+    """
+    global _small_matrix_blas
+    if _small_matrix_blas is None:
+        found = _openblas_library()
+        name = b""
+        if found is not None:
+            get = getattr(found[0], found[1] + "get_corename", None)
+            if get is not None:
+                get.argtypes, get.restype = [], ctypes.c_char_p
+                name = get() or b""
+        _small_matrix_blas = name.decode("ascii", "replace").lower() in _SMALL_MATRIX_CORES
+    return _small_matrix_blas
 
 
 #: Held around every parallel epoch: concurrent parallel fits take turns, one epoch at a time. Each epoch
