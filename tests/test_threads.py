@@ -118,3 +118,16 @@ def test_region_launcher_is_installed_for_fastbp_only():
         return total
 
     assert users_own(np.arange(10000.0)) == np.arange(10000.0).sum()
+
+
+def test_small_matrix_kernels_are_read_from_the_kernel_set_openblas_reports():
+    """The answer follows the kernel set that threadpoolctl reads from the same OpenBLAS (an optional package)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    answer = threads.blas_has_small_matrix_kernels()  # loads SciPy's OpenBLAS, if it was not yet
+    ours = [info for info in threadpoolctl.threadpool_info()
+            if info.get("internal_api") == "openblas" and "scipy_openblas" in info.get("filepath", "")
+            and "openblas64" not in os.path.basename(info["filepath"])]
+    if not ours:
+        pytest.skip("SciPy's OpenBLAS is not loaded under the expected name")
+    expected = (ours[0].get("architecture") or "").lower() in ("skylakex", "cooperlake", "sapphirerapids")
+    assert answer is expected

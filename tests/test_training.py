@@ -54,6 +54,33 @@ def test_backends_follow_the_same_trajectory(dtype, case, opt_name):
             np.testing.assert_allclose(v, v_ref, rtol=TIGHT[dtype]["rtol"], atol=1e-12, err_msg=backend)
 
 
+@pytest.mark.parametrize("small_matrix_blas", [True, False], ids=["small-kernels", "no-small-kernels"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_every_way_of_running_the_backward_product_follows_the_numpy_trajectory(monkeypatch, dtype,
+                                                                                small_matrix_blas):
+    """With small-matrix BLAS kernels the 40-36 layer's backward product runs on a copy of ``D.T`` and the
+    narrow layers' on a copy of ``W.T``; without them every layer multiplies ``W.T`` as it is."""
+    import fastbp.network
+    from fastbp.kernels import layout
+
+    monkeypatch.setattr(fastbp.network, "blas_has_small_matrix_kernels", lambda: small_matrix_blas)
+    X, y = make_data("softmax_cross_entropy", n=100, k=3, form="labels")
+    sizes = [5, 40, 36, 8, 3]
+    modes = fastbp.MLP(sizes, dtype=dtype).network.layer_table(16)[1:, layout.BACKWARD].tolist()
+    if small_matrix_blas:
+        assert modes == [layout.BACKWARD_COPY_DELTAS, layout.BACKWARD_COPY_WEIGHTS, layout.BACKWARD_COPY_WEIGHTS]
+    else:
+        assert modes == [layout.BACKWARD_TRANSPOSED] * 3
+    results = {}
+    for backend in ("numpy", "cpu", "parallel"):
+        model = fastbp.MLP(sizes, activation="tanh", loss="softmax_cross_entropy", dtype=dtype, seed=3)
+        opt = fastbp.SGD(lr=0.1, momentum=0.9)
+        model.fit(X, y, epochs=2, batch_size=16, optimizer=opt, shuffle=True, backend=backend)
+        results[backend] = model.theta.copy()
+    for backend in ("cpu", "parallel"):
+        np.testing.assert_allclose(results[backend], results["numpy"], **TIGHT[dtype], err_msg=backend)
+
+
 @pytest.mark.parametrize("opt_name", ["adam", "sgd_momentum"])
 def test_backends_agree_when_the_step_runs_in_several_tiles(opt_name):
     """21,423 parameters: the compiled step sums and updates them in tiles of 8,192 (two per thread)."""
