@@ -27,9 +27,9 @@ small-matrix kernels, the backward product ``D_next @ W_next.T`` avoids the
 one operand arrangement those kernels serve slowly or not at all: a layer
 with at most ``TRANSPOSED_OUTPUTS`` outputs multiplies a copy of ``W_next.T``
 that the driver writes once per minibatch, and a wider one, at most
-``_COPY_DELTAS_ROWS`` rows and ``_COPY_DELTAS_PRODUCT`` multiply-adds,
-``D_next.T.T`` from a copy of ``D_next.T`` (:func:`backward_product` decides;
-the public kernels, which have no workspace, keep the transposed operand).
+``_COPY_DELTAS_ROWS`` rows and ``_COPY_DELTAS_PRODUCT`` multiply-adds, a
+copy of ``D_next.T`` (:func:`backward_product` decides; the public kernels,
+which have no workspace, keep the transposed operand).
 
 The unchecked kernels start by borrowing their arrays
 (:func:`.views.borrowed`), so that their views (rows, flat ranges) count no
