@@ -59,6 +59,23 @@ def test_rounds_time_every_implementation_again_from_the_initial_weights(small_r
     assert "median of 3 rounds x 2 epochs" in bench.format_table(result).splitlines()[0]
 
 
+def test_gemm_rate_is_measured_in_every_round_and_each_workload_is_a_fraction_of_its_own():
+    workloads = [bench.make_workload("custom", layers=[4, 8, 3], samples=256, batch=32),
+                 bench.make_workload("custom", layers=[6, 5, 2], samples=128, batch=16)]
+    result = bench.run(workloads=(), backends=("cpu",), peers=("numpy",), epochs=1, rounds=3, custom=workloads,
+                       log=lambda *a: None)
+    every = []
+    for w in result["workloads"]:
+        assert len(w["gemm_gflops_rounds"]) == 3 and min(w["gemm_gflops_rounds"]) > 0
+        assert w["gemm_gflops"] == np.median(w["gemm_gflops_rounds"])
+        for r in w["results"]:
+            assert r["gemm_fraction"] == pytest.approx(r["gflops"] / w["gemm_gflops"])
+        every += w["gemm_gflops_rounds"]
+    assert result["machine"]["gemm_gflops"] == np.median(every)
+    (legend,) = [line for line in bench.format_table(result).splitlines() if line.startswith("%GEMM:")]
+    assert legend.endswith(", ".join(f"custom {w['gemm_gflops']:.1f}" for w in result["workloads"]))
+
+
 def test_flops_count_every_delta_pass_but_the_first_layers():
     workload = bench.make_workload("custom", layers=[4, 8, 3], samples=16, batch=4)
     assert workload.flops_per_sample == 2 * (2 * (4 * 8 + 8 * 3) + 8 * 3)

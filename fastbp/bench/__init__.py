@@ -163,7 +163,7 @@ def _final_loss(runner, workload):
     return reference.loss_value("softmax_cross_entropy", Zs[-1], T)
 
 
-def measure(runners, workload, init, epochs, rounds=1):
+def measure(runners, workload, init, epochs, rounds=1, before_round=None):
     """Time every runner on ``workload``, one after the other: a warm-up epoch, then rounds of timed epochs.
 
     The runners are not interleaved epoch by epoch: PyTorch's and JAX's thread
@@ -173,7 +173,9 @@ def measure(runners, workload, init, epochs, rounds=1):
     takes that slowdown; the first round's is the first-call time), a reset
     to the initial weights, ``epochs`` timed epochs. A slow spell of a
     shared machine, which lasts seconds, then falls on every implementation
-    alike.
+    alike. ``before_round``, when given, is called with no arguments at the
+    start of every round (:func:`run` measures the GEMM rate there, so that
+    it takes its turn with the implementations).
 
     Returns
     -------
@@ -184,6 +186,8 @@ def measure(runners, workload, init, epochs, rounds=1):
     """
     first_call, times = {}, {name: [] for name in runners}
     for _ in range(rounds):
+        if before_round is not None:
+            before_round()
         for name, runner in runners.items():
             # A warm-up epoch right before the runner's own timed epochs, in every round: it also takes the
             # slowdown from the previous runner's spinning threads. The first one is the first-call time.
@@ -244,10 +248,9 @@ def run(workloads=DEFAULT_WORKLOADS, backends=DEFAULT_BACKENDS, peers=DEFAULT_PE
         raise ValueError(f"rounds must be at least 1, got {rounds}")
     for line in blas_warnings():
         log(line)
-    gemm = gemm_gflops()
-    log(f"float32 GEMM (NumPy, best of 256/512/1024 square): {gemm:.1f} GFLOP/s")
+    every_gemm = []  # GFLOP/s, one measurement at the start of each workload's rounds
     result = {"machine": {"platform": platform.platform(), "processor": cpu_model(),
-                          "python": platform.python_version(), "gemm_gflops": gemm, "blas": blas_info(),
+                          "python": platform.python_version(), "blas": blas_info(),
                           "blas_overrides": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
                                              if k in os.environ}},
               "date": time.strftime("%Y-%m-%d"), "epochs": epochs, "rounds": rounds, "workloads": []}
@@ -263,8 +266,15 @@ def run(workloads=DEFAULT_WORKLOADS, backends=DEFAULT_BACKENDS, peers=DEFAULT_PE
                 runners[name] = build()
             except (ImportError, CudaUnavailableError) as exc:
                 log(f"  {workload.name}: {name} skipped ({exc})")
-        rows = []
-        for name, figures in measure(runners, workload, init, epochs, rounds).items():
+        rows, gemm_rates = [], []
+        # A slow spell slows the GEMM as much as the implementations, so each workload's fractions are of the
+        # median GEMM rate of its own rounds, not of one measurement at the start of the run.
+        timed = measure(runners, workload, init, epochs, rounds,
+                        before_round=lambda rates=gemm_rates: rates.append(gemm_gflops()))
+        gemm = statistics.median(gemm_rates)
+        every_gemm += gemm_rates
+        log(f"  {workload.name}: float32 GEMM {gemm:.1f} GFLOP/s (median of {len(gemm_rates)}, one per round)")
+        for name, figures in timed.items():
             runner = runners[name]
             device = getattr(runner, "device", "cpu")
             # the GEMM rate is the CPU's: no fraction for a row that ran on another device
@@ -282,7 +292,9 @@ def run(workloads=DEFAULT_WORKLOADS, backends=DEFAULT_BACKENDS, peers=DEFAULT_PE
             r["fastbp_speedup"] = best["samples_per_second"] / r["samples_per_second"] if best else None
         result["workloads"].append({"name": workload.name, "layers": workload.layers, "samples": len(workload.X),
                                     "batch": workload.batch, "activation": workload.activation,
+                                    "gemm_gflops": gemm, "gemm_gflops_rounds": gemm_rates,
                                     "flops_per_sample": workload.flops_per_sample, "results": rows})
+    result["machine"]["gemm_gflops"] = statistics.median(every_gemm) if every_gemm else gemm_gflops()
     return result
 
 
@@ -319,6 +331,10 @@ def format_table(result):
         lines.append(f"! noisy: the slowest timed epoch took more than {NOISY_SPREAD}x the fastest; the machine was "
                      "busy, so measure that row again")
     lines.append("min-max: samples/s of the slowest and the fastest timed epoch")
+    per_workload = [f"{w['name']} {w['gemm_gflops']:.1f}" for w in result["workloads"] if "gemm_gflops" in w]
+    if per_workload:
+        lines.append("%GEMM: GFLOP/s over the float32 GEMM rate measured at the start of each of the workload's "
+                     f"rounds (median, GFLOP/s): {', '.join(per_workload)}")
     lines.append("fastbp x: the fastest fastbp backend's samples/s divided by this row's, in this run")
     return "\n".join(lines)
 
