@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import PROGRAMS, ROOT
 
+import fastbp
 from fastbp import __main__ as cli
 from fastbp import bench
 
@@ -59,21 +60,39 @@ def test_rounds_time_every_implementation_again_from_the_initial_weights(small_r
     assert "median of 3 rounds x 2 epochs" in bench.format_table(result).splitlines()[0]
 
 
-def test_gemm_rate_is_measured_in_every_round_and_each_workload_is_a_fraction_of_its_own():
+def test_measure_calls_before_round_at_the_start_of_every_round():
+    from fastbp.bench.peers import FastbpRunner
+
+    workload = bench.make_workload("custom", layers=[4, 8, 3], samples=64, batch=32)
+    init = fastbp.MLP(workload.layers, loss="softmax_cross_entropy", seed=0).get_weights()
+    runners = {name: FastbpRunner(workload, *init, backend="cpu") for name in ("first", "second")}
+    events = []
+    for name, runner in runners.items():
+        runner.epoch = lambda name=name, epoch=runner.epoch: (events.append(name), epoch())[1]
+    bench.measure(runners, workload, init, epochs=2, rounds=3, before_round=lambda: events.append("round"))
+    # each round: the hook, then each runner's warm-up epoch and its two timed epochs
+    assert events == ["round"] + ["first"] * 3 + ["second"] * 3 + (["round"] + ["first"] * 3 + ["second"] * 3) * 2
+
+
+def test_each_workload_is_a_fraction_of_the_gemm_rate_measured_in_its_own_rounds(monkeypatch):
+    calls = iter(range(1, 100))
+    monkeypatch.setattr(bench, "gemm_gflops", lambda: 100.0 * next(calls))  # 100, 200, ...: each call its own
     workloads = [bench.make_workload("custom", layers=[4, 8, 3], samples=256, batch=32),
                  bench.make_workload("custom", layers=[6, 5, 2], samples=128, batch=16)]
     result = bench.run(workloads=(), backends=("cpu",), peers=("numpy",), epochs=1, rounds=3, custom=workloads,
                        log=lambda *a: None)
-    every = []
-    for w in result["workloads"]:
-        assert len(w["gemm_gflops_rounds"]) == 3 and min(w["gemm_gflops_rounds"]) > 0
-        assert w["gemm_gflops"] == np.median(w["gemm_gflops_rounds"])
+    # two calls a round, the first untimed (it takes the previous runner's spinning threads), the second kept
+    first, second = result["workloads"]
+    assert first["gemm_gflops_rounds"] == [200.0, 400.0, 600.0] and first["gemm_gflops"] == 400.0
+    assert second["gemm_gflops_rounds"] == [800.0, 1000.0, 1200.0] and second["gemm_gflops"] == 1000.0
+    for w in (first, second):
         for r in w["results"]:
             assert r["gemm_fraction"] == pytest.approx(r["gflops"] / w["gemm_gflops"])
-        every += w["gemm_gflops_rounds"]
-    assert result["machine"]["gemm_gflops"] == np.median(every)
-    (legend,) = [line for line in bench.format_table(result).splitlines() if line.startswith("%GEMM:")]
-    assert legend.endswith(", ".join(f"custom {w['gemm_gflops']:.1f}" for w in result["workloads"]))
+    assert result["machine"]["gemm_gflops"] == 700.0  # the median over both workloads' six rounds
+    table = bench.format_table(result).splitlines()
+    assert "float32 GEMM 700.0 GFLOP/s (median of 6 rounds)" in table[0]
+    (legend,) = [line for line in table if line.startswith("%GEMM:")]
+    assert legend.endswith("custom 400.0, custom 1000.0")
 
 
 def test_flops_count_every_delta_pass_but_the_first_layers():

@@ -21,6 +21,7 @@ spread of its timed epochs; a row whose slowest epoch took more than
 """
 
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -111,6 +112,16 @@ def gemm_gflops(sizes=(256, 512, 1024), repeats=15):
             times.append(time.perf_counter() - t0)
         best = max(best, 2 * size ** 3 / statistics.median(times) / 1e9)
     return best
+
+
+def _gemm_after_warm_up(rates):
+    """Append the GEMM rate to ``rates``, measured after an untimed measurement.
+
+    The untimed one takes the slowdown from the previous runner's spinning
+    threads, as each runner's warm-up epoch does in :func:`measure`.
+    """
+    gemm_gflops()
+    rates.append(gemm_gflops())
 
 
 def cpu_model():
@@ -238,6 +249,11 @@ def run(workloads=DEFAULT_WORKLOADS, backends=DEFAULT_BACKENDS, peers=DEFAULT_PE
         Progress messages.
     rounds : int
         Rounds of ``epochs`` epochs of every implementation in turn (see :func:`measure`).
+
+    Each workload's ``gemm_gflops_rounds`` holds the float32 GEMM rate measured
+    at the start of each of its rounds, its ``gemm_gflops`` their median (which
+    its rows' ``gemm_fraction`` divide by), and ``machine["gemm_gflops"]`` the
+    median over every workload's rounds.
     """
     _check_names("workload", workloads, WORKLOAD_NAMES)
     _check_names("fastbp backend", backends, FASTBP_BACKENDS + ("numpy",))
@@ -270,7 +286,7 @@ def run(workloads=DEFAULT_WORKLOADS, backends=DEFAULT_BACKENDS, peers=DEFAULT_PE
         # A slow spell slows the GEMM as much as the implementations, so each workload's fractions are of the
         # median GEMM rate of its own rounds, not of one measurement at the start of the run.
         timed = measure(runners, workload, init, epochs, rounds,
-                        before_round=lambda rates=gemm_rates: rates.append(gemm_gflops()))
+                        before_round=functools.partial(_gemm_after_warm_up, gemm_rates))
         gemm = statistics.median(gemm_rates)
         every_gemm += gemm_rates
         log(f"  {workload.name}: float32 GEMM {gemm:.1f} GFLOP/s (median of {len(gemm_rates)}, one per round)")
@@ -303,8 +319,10 @@ def format_table(result):
     header = (f"{'workload':<8} {'implementation':<22} {'samples/s':>12} {'min-max':>15} {'fastbp x':>9} "
               f"{'GFLOP/s':>8} {'%GEMM':>6} {'final loss':>11} {'1st call s':>10}")
     machine = result["machine"]
+    gemm_rounds = sum(len(w.get("gemm_gflops_rounds", ())) for w in result["workloads"])
+    gemm_note = f" (median of {gemm_rounds} rounds)" if gemm_rounds else ""
     lines = [f"fastbp bench, {result['date']}, {machine['processor']}, "
-             f"float32 GEMM {machine['gemm_gflops']:.1f} GFLOP/s, median of {_epoch_count(result)}"]
+             f"float32 GEMM {machine['gemm_gflops']:.1f} GFLOP/s{gemm_note}, median of {_epoch_count(result)}"]
     for lib in machine.get("blas", []):
         lines.append(f"BLAS: {lib['internal_api']} {lib['version']}, kernels {lib['architecture']}, "
                      f"{lib['num_threads']} threads ({os.path.basename(str(lib['filepath']))})")
@@ -331,7 +349,8 @@ def format_table(result):
         lines.append(f"! noisy: the slowest timed epoch took more than {NOISY_SPREAD}x the fastest; the machine was "
                      "busy, so measure that row again")
     lines.append("min-max: samples/s of the slowest and the fastest timed epoch")
-    per_workload = [f"{w['name']} {w['gemm_gflops']:.1f}" for w in result["workloads"] if "gemm_gflops" in w]
+    per_workload = [f"{w['name']} {w['gemm_gflops']:.1f}" for w in result["workloads"]
+                    if "gemm_gflops" in w and any(r.get("device", "cpu") == "cpu" for r in w["results"])]
     if per_workload:
         lines.append("%GEMM: GFLOP/s over the float32 GEMM rate measured at the start of each of the workload's "
                      f"rounds (median, GFLOP/s): {', '.join(per_workload)}")
