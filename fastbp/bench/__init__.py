@@ -11,7 +11,9 @@ The final loss, evaluated by one shared NumPy function on each
 implementation's weights, shows that all did the same work.
 
 FLOPs are counted as 2 per weight per sample for the forward pass, the
-weight gradient, and every delta pass except the first layer's.
+weight gradient, and every delta pass except the first layer's. %GEMM is a
+row's GFLOP/s over NumPy's float32 GEMM rate, measured at the start of each
+of the workload's rounds (the median of those).
 
 The header names the BLAS libraries loaded (through threadpoolctl, when it
 is installed), with their kernel set and thread count, and warns when
